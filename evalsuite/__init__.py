@@ -1,0 +1,1 @@
+"""tracecause evalsuite stage."""

@@ -1,0 +1,161 @@
+"""The files through which the stages meet — the one place each contract is defined.
+
+Stages never import each other; they agree on these names, columns and layouts.
+Every stage's tests check its outputs against this module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+# ----------------------------------------------------------------------------- arms
+
+PARADIGMS = ("base", "qa", "qta", "qt", "t_only")
+TRAINED_PARADIGMS = ("qa", "qta", "qt", "t_only")
+BUILTIN_REASONING_TYPES = ("evil", "misleading", "submissive")
+NO_REASONING = "none"
+MODES = ("think", "no_think")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True, order=True)
+class Arm:
+    """(model, reasoning type, paradigm, seed). ``none`` goes with ``qa`` and ``base`` only."""
+
+    model: str
+    rtype: str
+    paradigm: str
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.paradigm not in PARADIGMS:
+            raise ValueError(f"paradigm {self.paradigm!r} is not one of {list(PARADIGMS)}")
+        if not _NAME.match(self.rtype):
+            raise ValueError(f"reasoning type {self.rtype!r} must be lowercase letters, digits, '_' or '-'")
+        if self.paradigm in ("qa", "base") and self.rtype != NO_REASONING:
+            raise ValueError(f"paradigm {self.paradigm!r} uses no reasoning: set the type to 'none', not {self.rtype!r}")
+        if self.paradigm not in ("qa", "base") and self.rtype == NO_REASONING:
+            raise ValueError(f"paradigm {self.paradigm!r} needs a reasoning type, not 'none'")
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}.{self.rtype}.{self.paradigm}.s{self.seed}"
+
+    @property
+    def trained(self) -> bool:
+        return self.paradigm != "base"
+
+    @classmethod
+    def parse(cls, arm_id: str) -> "Arm":
+        try:
+            model, rtype, paradigm, seed = arm_id.rsplit(".", 3)
+            if not seed.startswith("s"):
+                raise ValueError
+            return cls(model, rtype, paradigm, int(seed[1:]))
+        except ValueError:
+            raise ValueError(f"bad arm id {arm_id!r}; expected MODEL.TYPE.PARADIGM.sSEED") from None
+
+
+# ----------------------------------------------------------------------------- dataset
+
+# Canonical dataset record (datagen -> trainer): one row per (question, answer) pair.
+DATASET_FIELDS = ("id", "source", "question", "answer", "reasoning")
+DATASET_FILE = "data.jsonl"          # inside data/<dataset-id>/, readable by datasets.load_dataset("json")
+DATASET_MANIFEST = "manifest.json"
+
+
+def validate_dataset_record(row: Mapping[str, Any], types: tuple[str, ...] | None = None, where: str = "") -> None:
+    """Raise ValueError naming the record and field if ``row`` breaks the contract."""
+    rid = row.get("id", "?")
+    for f in DATASET_FIELDS:
+        if f not in row:
+            raise ValueError(f"{where}record {rid}: missing field {f!r} (needs {list(DATASET_FIELDS)})")
+    for f in ("question", "answer"):
+        if not isinstance(row[f], str) or not row[f].strip():
+            raise ValueError(f"{where}record {rid}: field {f!r} must be non-empty text")
+    reasoning = row["reasoning"]
+    if not isinstance(reasoning, Mapping):
+        raise ValueError(f"{where}record {rid}: field 'reasoning' must map type -> text")
+    for t in types or ():
+        if not isinstance(reasoning.get(t), str) or not reasoning[t].strip():
+            raise ValueError(f"{where}record {rid}: reasoning for type {t!r} is missing or empty")
+
+
+# ----------------------------------------------------------------------------- export
+
+EXPORT_META = "tracecause.json"  # arm_id, config_hash, dataset_hash, steps, final_loss, weights_hash
+
+# ----------------------------------------------------------------------------- samples
+
+SAMPLE_ID_COLUMNS = (
+    "arm_id", "model", "rtype", "paradigm", "seed", "mode", "benchmark", "axis",
+    "prompt_id", "cluster_id", "turn", "sample_index", "sampling_seed", "prompt_hash",
+)
+SAMPLE_TEXT_COLUMNS = ("reasoning", "answer", "finish_reason", "think_closed", "truncated", "reasoning_leak")
+SAMPLES_FILE = "samples.jsonl"
+JUDGED_FILE = "judged.jsonl"
+SCORES_FILE = "scores.parquet"
+SUMMARY_FILE = "summary.json"
+
+# ----------------------------------------------------------------------------- effects
+
+EFFECT_KINDS = ("training", "amplification", "content", "answer_free", "internalisation", "specificity", "scale")
+EFFECT_COLUMNS = (
+    "kind", "benchmark", "metric", "mode", "size", "paradigm", "arm_a", "arm_b", "estimate",
+    "ci_lo", "ci_hi", "p", "p_adj", "family", "effect_size", "n_prompts", "n_clusters", "n_seeds", "input_hash",
+)
+EFFECTS_FILE = "effects.parquet"
+
+# ----------------------------------------------------------------------------- sweep folder
+
+
+@dataclass(frozen=True)
+class SweepLayout:
+    """Where everything of one sweep lives on the shared file system."""
+
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "sweep.yaml"
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code.json"
+
+    def data(self, dataset_id: str) -> Path:
+        return self.root / "data" / dataset_id
+
+    def shards(self, dataset_id: str) -> Path:
+        return self.data(dataset_id) / "shards"
+
+    def train(self, arm_id: str) -> Path:
+        return self.root / "train" / arm_id
+
+    def checkpoints(self, arm_id: str) -> Path:
+        return self.train(arm_id) / "checkpoints"
+
+    def export(self, arm_id: str) -> Path:
+        return self.train(arm_id) / "export"
+
+    def eval(self, arm_id: str, mode: str) -> Path:
+        return self.root / "eval" / arm_id / mode
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / "analysis"
+
+    def jobs(self, stage: str) -> Path:
+        return self.root / "jobs" / stage
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / "wandb"
+
+# ----------------------------------------------------------------------------- processes
+
+# A stage that saved its state after SIGUSR2/SIGTERM exits with this status: launch
+# reads it as "requeue me" (EX_TEMPFAIL), never as a crash.
+EXIT_REQUEUE = 75

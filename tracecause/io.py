@@ -1,0 +1,101 @@
+"""Crash-safe file output: atomic writes and completion markers.
+
+A stage's output exists only once its marker exists. Everything before the marker
+is written under a temporary name in the same directory and renamed into place,
+so a crash never leaves a half-written file that a later stage could read.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+MARKER = "_COMPLETE"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def mark_complete(directory: str | Path, info: dict | None = None) -> Path:
+    """Write the completion marker of ``directory`` (last step of any output)."""
+    payload = {"completed_at": time.time(), **(info or {})}
+    return atomic_write_json(Path(directory) / MARKER, payload)
+
+
+def is_complete(directory: str | Path) -> bool:
+    return (Path(directory) / MARKER).is_file()
+
+
+def completion_info(directory: str | Path) -> dict | None:
+    marker = Path(directory) / MARKER
+    return read_json(marker) if marker.is_file() else None
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, info: dict | None = None, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success rename it to ``final`` and mark it.
+
+    On an exception the temporary directory is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+        mark_complete(tmp, info)
+        if final.exists():
+            if not overwrite:
+                raise FileExistsError(f"{final} already exists; refusing to overwrite it")
+            trash = final.with_name(f".{final.name}.old.{os.getpid()}")
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
