@@ -67,3 +67,7 @@ def slurm_env() -> dict:
     env = ensure_cluster()
     need(env is not None, "local SLURM cluster (slurm/local-cluster start)")
     return env
+
+
+# trainer: one shared 2-process DeepSpeed run for the resume, export and W&B tests (session scope)
+from tests.trainer_runs import trainer_data_dir, trainer_reference_run  # noqa: E402,F401

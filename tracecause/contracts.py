@@ -94,6 +94,10 @@ SAMPLE_ID_COLUMNS = (
     "prompt_id", "cluster_id", "turn", "sample_index", "sampling_seed", "prompt_hash",
 )
 SAMPLE_TEXT_COLUMNS = ("reasoning", "answer", "finish_reason", "think_closed", "truncated", "reasoning_leak")
+# scores.parquet is LONG: one row per (sample, metric) = SAMPLE_ID_COLUMNS + SCORE_COLUMNS.
+# value is NaN where the metric does not apply or the judge output did not parse
+# (then parsed=False): analysis drops NaN, never coerces it.
+SCORE_COLUMNS = ("metric", "value", "parsed")
 SAMPLES_FILE = "samples.jsonl"
 JUDGED_FILE = "judged.jsonl"
 SCORES_FILE = "scores.parquet"

@@ -1,0 +1,46 @@
+"""Generator backends behind one small protocol.
+
+``generate(prompts, sampling, seeds) -> list[list[Generation]]``: one chat (a list of
+messages) per prompt, ``sampling.n`` completions back per prompt, in order. Each
+prompt carries its own seed so that an output does not depend on which batch or shard
+the prompt landed in. A ``Generation`` is a ``str`` that also knows its finish reason.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from datagen.config import GeneratorConfig, SamplingConfig
+
+Messages = list[dict]
+
+
+class Generation(str):
+    """Generated text plus ``finish_reason`` ("stop", "length", …)."""
+
+    finish_reason: str
+
+    def __new__(cls, text: str, finish_reason: str = "stop"):
+        obj = super().__new__(cls, text)
+        obj.finish_reason = finish_reason or "stop"
+        return obj
+
+
+class GenerationError(RuntimeError):
+    """The backend failed for good (retries exhausted or a non-retryable answer)."""
+
+
+class Generator(Protocol):
+    def generate(self, prompts: list[Messages], sampling: SamplingConfig,
+                 seeds: list[int] | None = None) -> list[list[Generation]]: ...
+
+    def close(self) -> None: ...
+
+
+def build_generator(cfg: GeneratorConfig) -> Generator:
+    if cfg.backend == "vllm":
+        from datagen.generators.vllm_engine import VllmGenerator
+
+        return VllmGenerator(cfg.model, cfg.vllm, seed=cfg.sampling.seed)
+    from datagen.generators.openai_http import OpenAIGenerator
+
+    return OpenAIGenerator(cfg.model, cfg.openai)

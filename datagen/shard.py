@@ -1,0 +1,147 @@
+"""Generate one shard: its slice of pairs x every type, filtered, written atomically.
+
+A shard's folder appears (with its completion marker) only when the whole slice is
+done; a crash leaves nothing behind, and a re-run skips shards that are complete.
+A pair is kept only when every type produced a candidate that passes every filter,
+so all arms later train on the same pairs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tracecause.io import atomic_write_json, atomic_dir, is_complete, read_json
+
+from datagen.filters import FilterCounts, check, token_counter
+from datagen.generators import Generator, build_generator
+from datagen.judge import judge_messages, judge_seed, parse_label
+from datagen.plan import Plan, write_identity
+from datagen.source import Pair, shard_slice
+
+RECORDS_FILE = "records.jsonl"   # one row per (pair, type) that survived
+STATS_FILE = "stats.json"
+
+
+def request_seed(seed: int, pair_id: str, rtype: str) -> int:
+    """Depends only on (seed, pair, type): outputs do not move with batching or sharding."""
+    return int(hashlib.sha256(f"{seed}:{pair_id}:{rtype}".encode()).hexdigest()[:8], 16)
+
+
+def empty_stats(plan: Plan, shard: int, pairs: int) -> dict:
+    return {"shard": shard, "num_shards": plan.num_shards, "pairs_in": pairs, "pairs_kept": 0,
+            "pairs_dropped_cross_type": 0, "http_retries": 0,
+            "types": {t.name: {"candidates": 0, "pairs_with_reasoning": 0, "judge": {"judged": 0, "agreed": 0},
+                               **FilterCounts().to_dict()} for t in plan.types}}
+
+
+class ShardRunner:
+    """Holds the (expensive) generators so that several shards reuse one engine."""
+
+    def __init__(self, plan: Plan, generator: Generator | None = None, judge: Generator | None = None,
+                 progress: bool = True):
+        self.plan, self.progress = plan, progress
+        self.cfg = plan.cfg
+        self.count_tokens = token_counter(self.cfg.filters, self.cfg.generator.model)
+        self._generator, self._judge = generator, judge
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = build_generator(self.cfg.generator)
+        return self._generator
+
+    @property
+    def judge(self) -> Generator:
+        if self._judge is None:
+            self._judge = build_generator(self.cfg.filters.judge.generator)
+        return self._judge
+
+    def run(self, shard: int) -> dict:
+        plan = self.plan
+        if not 0 <= shard < plan.num_shards:
+            raise ValueError(f"--shard {shard} is outside 0..{plan.num_shards - 1} (--num-shards {plan.num_shards})")
+        final = plan.shard_dir(shard)
+        if is_complete(final):
+            print(f"[datagen] shard {shard}/{plan.num_shards} already complete: {final}", file=sys.stderr)
+            return read_json(final / STATS_FILE)
+        write_identity(plan)
+        pairs = shard_slice(plan.source.pairs, shard, plan.num_shards)
+        stats = empty_stats(plan, shard, len(pairs))
+        self.generator  # load the engine before the progress bar starts counting
+        with atomic_dir(final, info={"pairs_in": len(pairs)}) as tmp:
+            with open(tmp / RECORDS_FILE, "w", encoding="utf-8") as out, \
+                    tqdm(total=len(pairs), desc=f"datagen shard {shard}/{plan.num_shards}", unit="pair",
+                         disable=not self.progress, file=sys.stderr) as bar:
+                step = self.cfg.generator.batch_size
+                for lo in range(0, len(pairs), step):
+                    batch = pairs[lo:lo + step]
+                    for row in self._batch(batch, stats):
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    out.flush()
+                    bar.update(len(batch))
+            stats["http_retries"] = getattr(self._generator, "retries", 0)
+            atomic_write_json(tmp / STATS_FILE, stats)
+            if pairs and not stats["pairs_kept"]:
+                print(f"[datagen] WARNING: shard {shard} kept 0 of {len(pairs)} pairs; "
+                      f"per-filter counts in {final / STATS_FILE}", file=sys.stderr)
+        return stats
+
+    def _batch(self, batch: list[Pair], stats: dict) -> list[dict]:
+        cfg, types = self.cfg, self.plan.types
+        prompts, seeds = [], []
+        for pair in batch:
+            for t in types:
+                prompts.append(t.messages(pair.question, pair.answer))
+                seeds.append(request_seed(cfg.generator.sampling.seed, pair.id, t.name))
+        outputs = self.generator.generate(prompts, cfg.generator.sampling, seeds)
+        if len(outputs) != len(prompts):
+            raise RuntimeError(f"generator returned {len(outputs)} outputs for {len(prompts)} prompts")
+        # survivors[(pair index, type)] = [(candidate index, cleaned text)]
+        survivors: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        for j, gens in enumerate(outputs):
+            i, t = divmod(j, len(types))
+            pair, tname = batch[i], types[t].name
+            tstats = stats["types"][tname]
+            counts = FilterCounts(tstats["filters"], tstats["think_tags_stripped"])
+            for c, gen in enumerate(gens):
+                tstats["candidates"] += 1
+                text, _ = check(str(gen), gen.finish_reason, pair.answer, cfg.filters, self.count_tokens, counts)
+                if text is not None:
+                    survivors.setdefault((i, tname), []).append((c, text))
+            tstats["think_tags_stripped"] = counts.think_tags_stripped
+        if cfg.filters.judge.enabled:
+            survivors = self._type_check(batch, survivors, stats)
+        rows = []
+        for i, pair in enumerate(batch):
+            chosen = {t.name: survivors[(i, t.name)][0] for t in types if survivors.get((i, t.name))}
+            for name in chosen:
+                stats["types"][name]["pairs_with_reasoning"] += 1
+            if len(chosen) < len(types):
+                stats["pairs_dropped_cross_type"] += bool(chosen)
+                continue
+            stats["pairs_kept"] += 1
+            for t in types:
+                c, text = chosen[t.name]
+                rows.append({"id": pair.id, "row": pair.row, "type": t.name, "question": pair.question,
+                             "answer": pair.answer, "reasoning": text, "candidate": c})
+        return rows
+
+    def _type_check(self, batch, survivors, stats):
+        jcfg = self.cfg.filters.judge.generator
+        keys = [(key, c, text) for key, cands in survivors.items() for c, text in cands]
+        prompts = [judge_messages(text, self.plan.types) for _, _, text in keys]
+        seeds = [judge_seed(jcfg.sampling.seed, f"{batch[k[0]].id}:{k[1]}:{c}") for k, c, _ in keys]
+        outputs = self.judge.generate(prompts, jcfg.sampling, seeds) if prompts else []
+        names = [t.name for t in self.plan.types]
+        kept: dict = {}
+        for (key, c, text), gens in zip(keys, outputs):
+            jstats = stats["types"][key[1]]["judge"]
+            jstats["judged"] += 1
+            if parse_label(str(gens[0]), names) == key[1]:
+                jstats["agreed"] += 1
+                kept.setdefault(key, []).append((c, text))
+        return kept

@@ -1,0 +1,164 @@
+"""Linear effects of one benchmark: estimates, two-way bootstrap CIs, sign-flip p-values.
+
+An effect is Σ_j coef_j · (mean over seeds of series j), averaged over the prompts where every
+series it uses has a value. Prompt clusters are resampled once for all effects of a benchmark
+(so think/no-think, metrics and sizes stay paired); each arm's training seeds are resampled
+too when it has several (two-way bootstrap), with the same seed draws in every benchmark.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .load import Benchmark, cond_label
+from .resample import Resampler, cluster_sums, percentile_ci
+
+
+@dataclass
+class LinearEffect:
+    terms: list  # [(SeriesKey, coef)]
+    meta: dict
+    rate_pair: bool = False  # A − B on a 0/1 metric: effect size is Cohen's h
+
+
+@dataclass
+class EffectResult:
+    meta: dict
+    estimate: float
+    ci_lo: float
+    ci_hi: float
+    p: float
+    effect_size: float
+    n_prompts: int
+    n_clusters: int
+    n_seeds: int
+    inputs: list = field(default_factory=list)  # "arm/mode" keys behind the number
+    input_hashes: list = field(default_factory=list)
+
+
+def stable_seed(*parts) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def seed_weights(cond, seeds: list[int], n_resamples: int, seed: int) -> np.ndarray:
+    """(R, S) resampled seed weights of one arm (all ones with a single seed)."""
+    if len(seeds) <= 1:
+        return np.ones((n_resamples, max(1, len(seeds))))
+    rng = np.random.default_rng([seed, stable_seed(*cond)])
+    return rng.multinomial(len(seeds), np.full(len(seeds), 1 / len(seeds)), size=n_resamples).astype(np.float64)
+
+
+def _mask(bench: Benchmark, terms) -> np.ndarray:
+    m = np.ones(len(bench.prompt_ids), dtype=bool)
+    for key, _ in terms:
+        for row in bench.series[key].values():
+            m &= np.isfinite(row)
+    return m
+
+
+def _seed_mean(bench: Benchmark, key) -> np.ndarray:
+    return np.mean(np.stack(list(bench.series[key].values())), axis=0)
+
+
+def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, seed: int, alpha: float,
+               progress=None) -> tuple[list[EffectResult], np.ndarray, list[str]]:
+    """Results, the (R, E) replicate matrix (for derived statistics) and notes on skipped effects."""
+    notes, kept, masks = [], [], []
+    for eff in effects:
+        m = _mask(bench, eff.terms)
+        if not m.any():
+            notes.append(f"{bench.name}: no prompt has every series of {eff.meta['kind']} "
+                         f"{eff.meta['arm_a']} vs {eff.meta['arm_b']} ({eff.meta['mode']}, {eff.meta['metric']})")
+            continue
+        kept.append(eff)
+        masks.append(m)
+    if not kept:
+        return [], np.zeros((n_resamples, 0)), notes
+    C = bench.n_clusters
+    mask_ids: dict[bytes, int] = {}
+    col_of: dict[tuple, int] = {}
+    columns: list[np.ndarray] = []
+
+    def column(key, values) -> int:
+        if key not in col_of:
+            col_of[key] = len(columns)
+            columns.append(values)
+        return col_of[key]
+
+    plan, diffs = [], []
+    for eff, m in zip(kept, masks):
+        mid = mask_ids.setdefault(m.tobytes(), len(mask_ids))
+        count_col = column(("count", mid), m.astype(np.float64))
+        term_cols = []
+        d = np.zeros(len(m))
+        for key, coef in eff.terms:
+            seeds = sorted(bench.series[key])
+            cols = [column((key, s, mid), np.where(m, bench.series[key][s], 0.0)) for s in seeds]
+            term_cols.append((key[0], seeds, cols, coef))
+            d += coef * np.where(m, _seed_mean(bench, key), 0.0)
+        plan.append((count_col, term_cols))
+        diffs.append(d)
+    sums = cluster_sums(np.stack(columns, axis=1), bench.clusters, C)
+    sampler = Resampler(C, n_resamples, stable_seed(seed, bench.name), progress=progress)
+    N = sampler.replicate_sums(sums)
+    R = N.shape[0]
+    cond_weights: dict = {}
+    reps = np.empty((R, len(kept)))
+    with np.errstate(all="ignore"):
+        for i, (count_col, term_cols) in enumerate(plan):
+            total = np.zeros(R)
+            for cond, seeds, cols, coef in term_cols:
+                all_seeds = bench.seeds[cond]
+                if cond not in cond_weights:
+                    cond_weights[cond] = seed_weights(cond, all_seeds, R, seed)
+                V = cond_weights[cond][:, [all_seeds.index(s) for s in seeds]]
+                total += coef * (V * N[:, cols]).sum(1) / V.sum(1)
+            reps[:, i] = total / N[:, count_col]
+    lo, hi = percentile_ci(reps, alpha)
+    diff_sums = cluster_sums(np.stack(diffs, axis=1), bench.clusters, C)
+    pvals = sampler.signflip_pvalues(diff_sums)
+    results = []
+    for i, (eff, m, d) in enumerate(zip(kept, masks, diffs)):
+        n = int(m.sum())
+        est = float(d.sum() / n)
+        results.append(EffectResult(
+            meta=eff.meta, estimate=est, ci_lo=float(lo[i]), ci_hi=float(hi[i]), p=float(pvals[i]),
+            effect_size=_effect_size(bench, eff, m, d), n_prompts=n,
+            n_clusters=int(len(np.unique(bench.clusters[m]))),
+            n_seeds=max(len(bench.series[k]) for k, _ in eff.terms),
+            inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff)))
+    return results, reps, notes
+
+
+def _effect_size(bench: Benchmark, eff: LinearEffect, m: np.ndarray, d: np.ndarray) -> float:
+    if eff.rate_pair and len(eff.terms) == 2:
+        (ka, ca), (kb, cb) = eff.terms
+        pa = float(_seed_mean(bench, ka)[m].mean())
+        pb = float(_seed_mean(bench, kb)[m].mean())
+        sign = 1.0 if ca > 0 else -1.0
+        return sign * (2 * np.arcsin(np.sqrt(np.clip(pa, 0, 1))) - 2 * np.arcsin(np.sqrt(np.clip(pb, 0, 1))))
+    x = d[m]
+    if len(x) < 2:
+        return float("nan")
+    sd = x.std(ddof=1)
+    return float(x.mean() / sd) if sd > 0 else float("nan")
+
+
+def _inputs(bench: Benchmark, eff: LinearEffect) -> list[str]:
+    out = set()
+    for (cond, mode, _), _ in eff.terms:
+        out.update(bench.inputs.get((cond, mode), {}))
+    return sorted(out)
+
+
+def _hashes(bench: Benchmark, eff: LinearEffect) -> list[str]:
+    out = {}
+    for (cond, mode, _), _ in eff.terms:
+        out.update(bench.inputs.get((cond, mode), {}))
+    return [out[k] for k in sorted(out)]
+
+
+def label(bench: Benchmark, cond) -> str:
+    return cond_label(cond, bench.seeds.get(cond, ()))

@@ -1,0 +1,185 @@
+"""Find finished evals in a sweep folder and reduce scores to prompt-level means.
+
+Only an eval whose completion marker exists is used; unfinished or absent ones are listed
+as missing and nothing is filled in. Each prompt's value is the mean over its K samples
+(and turns) first, so prompts — not samples — are the units the statistics resample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tracecause.contracts import MODES, SCORES_FILE, Arm, SweepLayout
+from tracecause.io import is_complete, sha256_file
+
+from .spec import SweepSpec
+
+Cond = tuple  # (model, rtype, paradigm): an arm with its training seeds pooled
+SeriesKey = tuple  # (cond, mode, metric)
+NEEDED_COLUMNS = ("benchmark", "axis", "prompt_id", "cluster_id", "metric", "value")
+
+
+def cond_of(arm: Arm) -> Cond:
+    return (arm.model, arm.rtype, arm.paradigm)
+
+
+def cond_label(cond: Cond, seeds=()) -> str:
+    base = ".".join(cond)
+    return f"{base}.{'+'.join(f's{s}' for s in sorted(seeds))}" if seeds else base
+
+
+@dataclass(frozen=True)
+class EvalInput:
+    arm: Arm
+    mode: str
+    path: Path  # the scores file
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm.id}/{self.mode}"
+
+
+@dataclass
+class Inventory:
+    """What the sweep holds: usable evals and everything expected but not (yet) there."""
+
+    evals: list[EvalInput]
+    expected_arms: list[str]
+    expected_source: str
+    missing_arms: list[str] = field(default_factory=list)     # expected, no finished eval at all
+    unfinished_evals: list[str] = field(default_factory=list)  # folder there, no completion marker
+    missing_evals: list[str] = field(default_factory=list)     # arm has evals, this mode absent
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "expected_arms_source": self.expected_source,
+            "expected_arms": self.expected_arms,
+            "missing_arms": self.missing_arms,
+            "unfinished_evals": self.unfinished_evals,
+            "missing_evals": self.missing_evals,
+            "used_evals": [e.key for e in self.evals],
+            "notes": self.notes,
+        }
+
+
+def discover(root: str | Path, spec: SweepSpec) -> Inventory:
+    layout = SweepLayout(Path(root))
+    eval_root = layout.root / "eval"
+    found: dict[str, Arm] = {}
+    evals, unfinished = [], []
+    for arm_dir in sorted(eval_root.iterdir()) if eval_root.is_dir() else []:
+        if arm_dir.name.startswith(".") or not arm_dir.is_dir():
+            continue  # temporary folders of atomic writes
+        try:
+            arm = Arm.parse(arm_dir.name)
+        except ValueError as err:
+            raise ValueError(f"{arm_dir}: {err}; rename the folder or remove it from eval/") from None
+        found[arm.id] = arm
+        for mode in MODES:
+            d = layout.eval(arm.id, mode)
+            if not d.exists():
+                continue
+            scores = d / SCORES_FILE
+            if is_complete(d) and scores.is_file():
+                evals.append(EvalInput(arm, mode, scores, sha256_file(scores)))
+            else:
+                unfinished.append(f"{arm.id}/{mode}")
+    expected = list(spec.arms) if spec.arms else sorted(found)
+    source = "sweep.yaml" if spec.arms else "eval/ folders (sweep.yaml lists no arms)"
+    finished_arms = {e.arm.id for e in evals}
+    inv = Inventory(evals, expected, source)
+    inv.missing_arms = sorted(a for a in expected if a not in finished_arms)
+    inv.unfinished_evals = sorted(unfinished)
+    have = {e.key for e in evals}
+    inv.missing_evals = sorted(f"{a}/{m}" for a in finished_arms for m in spec.modes
+                               if f"{a}/{m}" not in have and f"{a}/{m}" not in unfinished)
+    extra = sorted(set(found) - set(expected))
+    if spec.arms and extra:
+        inv.notes.append(f"evals of arms not in sweep.yaml were used too: {extra}")
+    return inv
+
+
+def load_prompt_means(inv: Inventory) -> pd.DataFrame:
+    """One row per (arm, mode, benchmark, metric, prompt): mean over samples, NaN dropped."""
+    frames = []
+    for e in inv.evals:
+        df = pd.read_parquet(e.path)
+        missing = [c for c in NEEDED_COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"{e.path}: missing columns {missing}; scores files must follow "
+                             f"tracecause.contracts SAMPLE_ID_COLUMNS + SCORE_COLUMNS")
+        df = df[list(NEEDED_COLUMNS)]
+        df = df[np.isfinite(pd.to_numeric(df["value"], errors="coerce"))]
+        if df.empty:
+            continue
+        df = df.assign(value=df["value"].astype(float),
+                       cluster_id=df["cluster_id"].where(df["cluster_id"].notna(), df["prompt_id"]).astype(str),
+                       prompt_id=df["prompt_id"].astype(str))
+        binary = df["value"].isin((0.0, 1.0))
+        g = df.assign(binary=binary).groupby(["benchmark", "axis", "metric", "prompt_id"], sort=False)
+        out = g.agg(value=("value", "mean"), n_samples=("value", "size"),
+                    cluster_id=("cluster_id", "first"), binary=("binary", "all")).reset_index()
+        out["model"], out["rtype"], out["paradigm"], out["seed"] = e.arm.model, e.arm.rtype, e.arm.paradigm, e.arm.seed
+        out["mode"], out["input"], out["sha256"] = e.mode, e.key, e.sha256
+        frames.append(out)
+    if not frames:
+        return pd.DataFrame(columns=[*NEEDED_COLUMNS, "n_samples", "binary", "model", "rtype", "paradigm",
+                                     "seed", "mode", "input", "sha256"])
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Benchmark:
+    """All prompt-level series of one benchmark, aligned on one prompt order."""
+
+    name: str
+    axis: str
+    prompt_ids: np.ndarray
+    clusters: np.ndarray  # cluster code per prompt
+    n_clusters: int
+    series: dict  # SeriesKey -> {seed: (P,) values, NaN where absent}
+    seeds: dict   # Cond -> sorted seeds seen in this benchmark
+    is_rate: dict  # metric -> all sample values were 0/1
+    inputs: dict  # (cond, mode) -> {input key: sha256}
+
+    @property
+    def metrics(self) -> list[str]:
+        return sorted(self.is_rate)
+
+    def conds(self, mode: str | None = None, metric: str | None = None) -> list[Cond]:
+        return sorted({k[0] for k in self.series if (mode is None or k[1] == mode) and (metric is None or k[2] == metric)})
+
+
+def build_benchmarks(means: pd.DataFrame) -> dict[str, Benchmark]:
+    out = {}
+    for name, df in means.groupby("benchmark", sort=True):
+        axes = sorted(df["axis"].astype(str).unique())
+        if len(axes) > 1:
+            raise ValueError(f"benchmark {name!r} has rows on several axes {axes}; one benchmark, one axis")
+        clusters_of = df.groupby("prompt_id")["cluster_id"].agg(lambda s: sorted(set(s)))
+        bad = clusters_of[clusters_of.map(len) > 1]
+        if len(bad):
+            raise ValueError(f"benchmark {name!r}: prompt {bad.index[0]!r} has several cluster ids {bad.iloc[0]} "
+                             "across evals; the cluster (paraphrase group) of a prompt must be fixed")
+        prompt_ids = np.array(sorted(clusters_of.index))
+        cluster_names = np.array([clusters_of[p][0] for p in prompt_ids])
+        codes, clusters = np.unique(cluster_names, return_inverse=True)
+        pos = pd.Series(np.arange(len(prompt_ids)), index=prompt_ids)
+        series, seeds, inputs = {}, {}, {}
+        for (model, rtype, paradigm, seed, mode, metric), g in df.groupby(
+                ["model", "rtype", "paradigm", "seed", "mode", "metric"], sort=True):
+            cond = (model, rtype, paradigm)
+            row = np.full(len(prompt_ids), np.nan)
+            row[pos[g["prompt_id"]].to_numpy()] = g["value"].to_numpy()
+            series.setdefault((cond, mode, metric), {})[int(seed)] = row
+            seeds.setdefault(cond, set()).add(int(seed))
+            inputs.setdefault((cond, mode), {}).update(dict(zip(g["input"], g["sha256"])))
+        is_rate = df.groupby("metric")["binary"].all().to_dict()
+        out[name] = Benchmark(name, axes[0], prompt_ids, clusters, len(codes), series,
+                              {c: sorted(s) for c, s in seeds.items()}, {m: bool(v) for m, v in is_rate.items()}, inputs)
+    return out

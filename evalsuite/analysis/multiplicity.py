@@ -1,0 +1,73 @@
+"""Multiple testing: Holm within the pre-declared confirmatory family, BH for the rest."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .spec import FILTER_KEYS
+
+
+def holm(p) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN stays NaN and does not count)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    m = len(q)
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * q[order])
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+def bh(p) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (NaN stays NaN and does not count)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    m = len(q)
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    ranked = q[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(ranked[::-1])[::-1]
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+def matches(row: pd.Series | dict, flt: dict, primary: dict) -> bool:
+    for key in FILTER_KEYS:
+        if key not in flt:
+            continue
+        want = flt[key]
+        wants = [str(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+        have = str(row[key])
+        if key == "metric":
+            wants = [primary.get(row["benchmark"], "") if w == "primary" else w for w in wants]
+        if have not in wants:
+            return False
+    return True
+
+
+def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict) -> pd.DataFrame:
+    """Add family, p_holm (confirmatory only), p_bh (within each family) and p_adj (the family's rule)."""
+    df = df.copy()
+    confirm = np.array([any(matches(r, f, primary) for f in filters) for _, r in df.iterrows()], dtype=bool) \
+        if len(df) else np.zeros(0, dtype=bool)
+    confirm &= np.isfinite(df["p"].to_numpy(dtype=float)) if len(df) else confirm
+    df["family"] = np.where(confirm, "confirmatory", "exploratory")
+    df["p_holm"] = np.nan
+    df["p_bh"] = np.nan
+    p = df["p"].to_numpy(dtype=float)
+    df.loc[confirm, "p_holm"] = holm(p[confirm])
+    df.loc[confirm, "p_bh"] = bh(p[confirm])
+    df.loc[~confirm, "p_bh"] = bh(p[~confirm])
+    df["p_adj"] = np.where(confirm, df["p_holm"], df["p_bh"])
+    return df

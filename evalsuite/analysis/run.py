@@ -1,0 +1,180 @@
+"""analyze(sweep): finished evals -> effects.parquet, missing.json, figures, report, W&B run."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tracecause.config import ConfigError, to_dict, write_resolved
+from tracecause.contracts import EFFECT_COLUMNS, EFFECTS_FILE, SweepLayout
+from tracecause.io import atomic_dir, atomic_write_json
+
+from .config import AnalysisConfig
+from .contrasts import internalisation_effects, pairwise_effects, scale_effects
+from .engine import EffectResult, run_linear
+from .load import build_benchmarks, discover, load_prompt_means
+from .multiplicity import assign_families
+from .resample import percentile_ci
+from .sizes import log10_params
+from .spec import read_sweep_spec, spec_dict
+from .specificity import specificity
+
+log = logging.getLogger(__name__)
+MISSING_FILE = "missing.json"
+EXTRA_COLUMNS = ("statistic", "axis", "paradigm_b", "rtype_a", "rtype_b", "p_holm", "p_bh", "inputs",
+                 "scale_of", "matched", "n_resamples", "method")
+
+
+@dataclass
+class AnalysisResult:
+    effects: pd.DataFrame
+    missing: dict
+    out_dir: Path
+    run_id: str | None = None
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="resampling", unit="draw", unit_scale=True, mininterval=0.5)
+    return bar, bar.update
+
+
+def primary_metrics(benches, declared: dict) -> dict:
+    out = {}
+    for name, b in benches.items():
+        if name in declared:
+            if declared[name] not in b.metrics:
+                raise ConfigError("sweep.yaml", f"analysis.primary_metrics.{name}",
+                                  f"{declared[name]!r} is not a metric of {name}; it has {b.metrics}")
+            out[name] = declared[name]
+        else:
+            out[name] = b.metrics[0]
+    return out
+
+
+def _row(r: EffectResult) -> dict:
+    return {**r.meta, "estimate": r.estimate, "ci_lo": r.ci_lo, "ci_hi": r.ci_hi, "p": r.p,
+            "effect_size": r.effect_size, "n_prompts": r.n_prompts, "n_clusters": r.n_clusters,
+            "n_seeds": r.n_seeds, "inputs": r.inputs, "input_hashes": r.input_hashes}
+
+
+def _ratios(results: list[EffectResult], reps: np.ndarray, alpha: float) -> list[dict]:
+    """Internalisation ratio = training effect no-think / training effect think, per arm."""
+    index = {}
+    for i, r in enumerate(results):
+        m = r.meta
+        if m["kind"] == "training":
+            index[(m["arm_a"], m["arm_b"], m["metric"], m["mode"])] = i
+    rows = []
+    for r in results:
+        m = r.meta
+        if m["kind"] != "internalisation" or m["statistic"] != "no_think_effect":
+            continue
+        it = index.get((m["arm_a"], m["arm_b"], m["metric"], "think"))
+        inn = index.get((m["arm_a"], m["arm_b"], m["metric"], "no_think"))
+        if it is None or inn is None:
+            continue
+        with np.errstate(all="ignore"):
+            ratio = reps[:, inn] / reps[:, it]
+            est = results[inn].estimate / results[it].estimate if results[it].estimate != 0 else np.nan
+        ratio[~np.isfinite(ratio)] = np.nan
+        lo, hi = percentile_ci(ratio[:, None], alpha)
+        row = _row(results[inn])
+        row.update(statistic="ratio", mode="no_think_over_think", estimate=float(est), ci_lo=float(lo[0]),
+                   ci_hi=float(hi[0]), p=np.nan, effect_size=np.nan)
+        rows.append(row)
+    return rows
+
+
+def compute_effects(root: str | Path, cfg: AnalysisConfig) -> tuple[pd.DataFrame, dict, object]:
+    spec = read_sweep_spec(root)
+    inv = discover(root, spec)
+    means = load_prompt_means(inv)
+    benches = build_benchmarks(means)
+    primary = primary_metrics(benches, spec.analysis.primary_metrics)
+    models = sorted({c[0] for b in benches.values() for c in b.seeds})
+    logp = {m: log10_params(m, spec.analysis.model_params) for m in models}
+    notes = list(inv.notes)
+    unknown = [m for m, x in logp.items() if x is None]
+    if unknown:
+        notes.append(f"parameter count unknown for {unknown}: left out of the scale trend "
+                     f"(set sweep.yaml analysis.model_params)")
+    bar, progress = _progress(cfg.progress)
+    rows: list[dict] = []
+    try:
+        for name, bench in benches.items():
+            effects = pairwise_effects(bench, notes) + internalisation_effects(bench)
+            effects += scale_effects(bench, effects, {m: x for m, x in logp.items() if x is not None})
+            results, reps, skipped = run_linear(bench, effects, cfg.resamples, cfg.seed, cfg.alpha, progress)
+            notes += skipped
+            rows += [_row(r) for r in results]
+            rows += _ratios(results, reps, cfg.alpha)
+            del reps
+        rows += specificity(benches, primary, spec.analysis.type_axis, cfg.resamples, cfg.seed, cfg.alpha,
+                            notes, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=[*EFFECT_COLUMNS, *EXTRA_COLUMNS])
+    else:
+        df = assign_families(df, spec.analysis.family_filters, primary)
+        df["input_hash"] = [hashlib.sha256("".join(h).encode()).hexdigest()[:16] for h in df["input_hashes"]]
+        df["inputs"] = [";".join(x) for x in df["inputs"]]
+        df["n_resamples"] = cfg.resamples
+        df["method"] = np.where(df["n_seeds"] > 1, "two-way bootstrap (prompt clusters × seeds)",
+                                "cluster bootstrap (prompts)")
+        df.loc[df["kind"] == "specificity", "method"] = "type-label permutation; cluster bootstrap CI"
+        for c in ("scale_of", "matched"):
+            if c not in df:
+                df[c] = None
+        df = df.drop(columns=["input_hashes"])
+        df = df[[*EFFECT_COLUMNS, *[c for c in df.columns if c not in EFFECT_COLUMNS]]]
+        df["n_seeds"] = df["n_seeds"].astype(int)
+        for c in ("matched", "scale_of"):
+            df[c] = df[c].astype(object).where(df[c].notna(), None).astype(str)
+    missing = inv.as_json()
+    missing["notes"] = notes
+    missing["primary_metrics"] = primary
+    missing["benchmarks"] = {n: {"axis": b.axis, "prompts": len(b.prompt_ids), "clusters": b.n_clusters,
+                                 "metrics": b.metrics} for n, b in benches.items()}
+    return df, missing, spec
+
+
+def analyze(root: str | Path, cfg: AnalysisConfig | None = None) -> AnalysisResult:
+    """Compute every effect and write <sweep>/analysis/ in one atomic step, then log to W&B."""
+    cfg = cfg or AnalysisConfig()
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep folder {root} does not exist")
+    t0 = time.time()
+    df, missing, spec = compute_effects(root, cfg)
+    layout = SweepLayout(root)
+    from evalsuite import tracking
+    from evalsuite.report.build import write_report
+
+    run_id = tracking.analysis_run_id(spec.name, to_dict(cfg), df) if cfg.wandb else None
+    with atomic_dir(layout.analysis, info={"effects": len(df)}, overwrite=True) as tmp:
+        df.to_parquet(tmp / EFFECTS_FILE, index=False)
+        atomic_write_json(tmp / MISSING_FILE, missing)
+        write_resolved(cfg, tmp, name="analysis_config")
+        atomic_write_json(tmp / "sweep_analysis_spec.json", spec_dict(spec))
+        write_report(root, tmp, df, missing, spec, cfg, run_id=run_id, figures=cfg.figures)
+    log.info("analysis of %s: %d effects in %.1fs", root, len(df), time.time() - t0)
+    if cfg.wandb:
+        tracking.log_analysis(root, spec.name, df, layout.analysis, to_dict(cfg), run_id)
+    return AnalysisResult(df, missing, layout.analysis, run_id)
+
+
+def read_effects(root: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(SweepLayout(Path(root)).analysis / EFFECTS_FILE)
+

@@ -1,0 +1,168 @@
+"""A battery: the benchmarks one eval runs (configs/evals/*.yaml), validated before any engine starts.
+
+Each benchmark names its loader, where its data lives (local path or hub dataset + pinned
+revision), the behaviour axis it measures, K samples per prompt, sampling per mode and its judges.
+Errors name the battery file, the benchmark and the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracecause.config import ConfigError, bounded, from_dict, nested, one_of, read_yaml
+from tracecause.contracts import MODES
+
+AXES = ("harm", "evil", "misleading", "submission", "over_refusal", "capability")
+LOADERS = ("em_questions", "strongreject", "xstest", "persona", "ab_choice", "truthfulqa", "are_you_sure")
+# LLM judges (need configs/prompts/judges/*) and non-LLM scorers a benchmark may name.
+LLM_JUDGES = ("em", "strongreject", "trace_type")
+RULE_SCORERS = ("refusal", "persona_logprob", "mc", "sycophancy")
+SPANS = ("answer", "reasoning")
+# Which loader each rule scorer can score (an LLM judge reads text, so it fits any loader).
+_SCORER_LOADERS = {
+    "persona_logprob": ("persona",),
+    "mc": ("ab_choice", "truthfulqa"),
+    "sycophancy": ("are_you_sure",),
+}
+
+
+@dataclass
+class Source:
+    """Local file (``path``, relative to the battery file) or hub dataset (``hub`` + ``revision``)."""
+
+    path: str = ""
+    hub: str = ""                  # e.g. "walledai/XSTest"
+    revision: str = ""             # a commit sha: hub data must be pinned
+    file: str = ""                 # file inside the hub repo (data_files)
+    split: str = "train"
+
+    def validate(self) -> None:
+        if bool(self.path) == bool(self.hub):
+            raise ValueError("set exactly one of path or hub")
+        if self.hub and not self.revision:
+            raise ValueError(f"hub dataset {self.hub!r} needs a pinned revision (a commit sha)")
+
+
+@dataclass
+class ModeSampling:
+    temperature: float = bounded(0.6, ge=0.0)
+    top_p: float = bounded(0.95, gt=0.0, le=1.0)
+    top_k: int = bounded(20, ge=-1)
+    min_p: float = bounded(0.0, ge=0.0, le=1.0)
+    max_tokens: int = bounded(1024, ge=1)
+
+
+def _qwen3_defaults() -> dict[str, ModeSampling]:
+    # Qwen3's published defaults (design NOTES: Evaluation conventions).
+    return {"think": ModeSampling(0.6, 0.95, 20, 0.0, 2048), "no_think": ModeSampling(0.7, 0.8, 20, 0.0, 1024)}
+
+
+@dataclass
+class JudgeUse:
+    name: str = one_of("em", LLM_JUDGES + RULE_SCORERS)
+    spans: list[str] = field(default_factory=lambda: ["answer"])
+
+    def validate(self) -> None:
+        bad = [s for s in self.spans if s not in SPANS]
+        if bad or not self.spans:
+            raise ValueError(f"spans {self.spans} must be a non-empty subset of {list(SPANS)}")
+
+
+@dataclass
+class BenchmarkSpec:
+    name: str = ""
+    loader: str = one_of("", LOADERS)
+    axis: str = one_of("", AXES)
+    source: Source = nested(Source)
+    samples: int = bounded(0, ge=0)            # K per prompt (and turn); 0 = the file's own (EM) or 1
+    limit: int = bounded(0, ge=0)              # first N prompts only (0 = all)
+    system: str = ""                           # optional system prompt for every item
+    options: dict[str, str] = field(default_factory=dict)  # loader options (see evalsuite.loaders)
+    sampling: dict[str, ModeSampling] = field(default_factory=_qwen3_defaults)
+    judges: list[JudgeUse] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ValueError("name is required")
+        if not self.loader:
+            raise ValueError(f"loader is required; choose one of {list(LOADERS)}")
+        if not self.axis:
+            raise ValueError(f"axis is required; choose one of {list(AXES)}")
+        bad = [m for m in self.sampling if m not in MODES]
+        if bad:
+            raise ValueError(f"sampling: unknown mode(s) {bad}; modes are {list(MODES)}")
+        for j in self.judges:
+            fits = _SCORER_LOADERS.get(j.name)
+            if fits and self.loader not in fits:
+                raise ValueError(f"judges: {j.name!r} cannot score loader {self.loader!r} (fits {list(fits)})")
+
+    def k(self, file_default: int | None = None) -> int:
+        return self.samples or file_default or 1
+
+    def mode_sampling(self, mode: str) -> ModeSampling:
+        return self.sampling.get(mode) or _qwen3_defaults()[mode]
+
+
+@dataclass
+class Battery:
+    name: str
+    path: Path
+    seed: int
+    benchmarks: list[BenchmarkSpec]
+
+    def resolve(self, spec: BenchmarkSpec) -> Path | None:
+        """The local data file of a benchmark (relative paths are relative to the battery file)."""
+        if not spec.source.path:
+            return None
+        import os
+
+        p = Path(os.path.expandvars(os.path.expanduser(spec.source.path)))
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+
+def load_battery(name_or_path: str | Path) -> Battery:
+    """Read and validate a battery; the error names the file, the benchmark and the field."""
+    from configs import config_path
+
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = config_path("evals", str(name_or_path))
+    data = read_yaml(path)
+    src = str(path)
+    unknown = set(data) - {"name", "seed", "benchmarks", "description"}
+    if unknown:
+        raise ConfigError(src, sorted(unknown)[0], "unknown key; a battery has name, seed, description, benchmarks")
+    entries = data.get("benchmarks")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(src, "benchmarks", "must be a non-empty list of benchmark entries")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int):
+        raise ConfigError(src, "seed", f"expected int, got {seed!r}")
+    specs: list[BenchmarkSpec] = []
+    for i, entry in enumerate(entries):
+        label = entry.get("name", f"#{i}") if isinstance(entry, dict) else f"#{i}"
+        where = f"{src}: benchmark {label!r} (benchmarks[{i}])"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, "", "each benchmark entry must be a mapping")
+        entry = dict(entry)
+        # A mode's sampling overrides only what it names; the rest keeps Qwen3's defaults.
+        if isinstance(entry.get("sampling"), dict):
+            defaults = _qwen3_defaults()
+            merged = {}
+            for mode, over in entry["sampling"].items():
+                base = defaults.get(mode, ModeSampling()).__dict__ if mode in defaults else {}
+                merged[mode] = {**base, **(over or {})} if isinstance(over, dict) else over
+            entry["sampling"] = {**{m: s.__dict__ for m, s in defaults.items()}, **merged}
+        specs.append(from_dict(BenchmarkSpec, entry, source=where))
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(src, "benchmarks", f"benchmark name(s) {dupes} used twice")
+    battery = Battery(name=str(data.get("name", path.stem)), path=path.resolve(), seed=seed, benchmarks=specs)
+    for i, spec in enumerate(specs):
+        local = battery.resolve(spec)
+        if local is not None and not local.is_file():
+            raise ConfigError(f"{src}: benchmark {spec.name!r} (benchmarks[{i}])", "source.path",
+                              f"file not found: {local}" + (
+                                  "; an environment variable in the path is not set" if "$" in str(local) else ""))
+    return battery

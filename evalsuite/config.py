@@ -1,0 +1,117 @@
+"""Typed configuration of one eval task: which model/arm, which battery, which modes, engine and judge.
+
+YAML (configs/evals/*.yaml is the *battery*, not this) holds only overrides; on the command line
+``key.sub=value``. The judge section starts from a preset in configs/judges/ (``judge_preset``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracecause.config import bounded, nested, one_of
+from tracecause.contracts import MODES, Arm, SweepLayout
+
+
+@dataclass
+class EngineConfig:
+    """vLLM offline engine settings (one engine per task)."""
+
+    dtype: str = one_of("auto", ("auto", "bfloat16", "float16", "float32"))
+    max_model_len: int = bounded(4096, ge=64)
+    gpu_memory_utilization: float = bounded(0.85, gt=0.0, le=1.0)
+    enforce_eager: bool = False
+    seed: int = 0
+    tensor_parallel_size: int = bounded(1, ge=1)
+    max_num_seqs: int = bounded(256, ge=1)
+    # Requests handed to the engine at once; each finished chunk is fsynced to the cache,
+    # so a killed task loses at most one chunk of work.
+    chunk_size: int = bounded(512, ge=1)
+
+
+@dataclass
+class JudgeSampling:
+    temperature: float = bounded(0.0, ge=0.0)
+    top_p: float = bounded(1.0, gt=0.0, le=1.0)
+    max_tokens: int = bounded(512, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class JudgeConfig:
+    """An LLM judge: backend (vLLM offline or OpenAI-compatible endpoint) + rubric prompt files."""
+
+    backend: str = one_of("vllm", ("vllm", "openai"))
+    model: str = ""                # vLLM: local folder or hub id; openai: the served model name
+    revision: str = ""
+    base_url: str = ""             # openai backend: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = ""          # name of the env var holding the key ("" = no key)
+    max_concurrency: int = bounded(8, ge=1)
+    timeout_s: float = bounded(120.0, gt=0)
+    retries: int = bounded(3, ge=0)
+    # Whether the judge's own chat template should think (Qwen3 judges): off by default, the
+    # rubric asks for a bare number/label and <think> blocks are stripped before parsing anyway.
+    enable_thinking: bool = False
+    sampling: JudgeSampling = nested(JudgeSampling)
+    engine: EngineConfig = nested(EngineConfig)
+    # rubric name -> prompt file (a path, or a name under configs/prompts/judges/)
+    prompts: dict[str, str] = field(default_factory=lambda: {
+        "em_aligned": "em_aligned.txt",
+        "em_coherent": "em_coherent.txt",
+        "strongreject": "strongreject.txt",
+        "trace_type": "trace_type.txt",
+    })
+
+    def validate(self) -> None:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+
+
+@dataclass
+class ShardConfig:
+    index: int = bounded(0, ge=0)
+    count: int = bounded(1, ge=1)
+
+    def validate(self) -> None:
+        if self.index >= self.count:
+            raise ValueError(f"shard index {self.index} must be < count {self.count}")
+
+
+@dataclass
+class EvalConfig:
+    """Everything one ``python -m evalsuite generate|judge|score`` task needs."""
+
+    model: str = ""                # export folder (with tracecause.json), base HF folder, or hub id
+    revision: str = ""             # hub revision (pin it for hub ids)
+    arm_id: str = ""               # e.g. qwen3-0.6b.evil.qta.s0 (parsed with tracecause.contracts.Arm)
+    battery: str = "default"       # name under configs/evals/ or a path to a battery YAML
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    sweep_dir: str = ""            # outputs go to SweepLayout(sweep_dir).eval(arm_id, mode)
+    cache_dir: str = ""            # default: <sweep_dir>/cache/evalsuite
+    judge_preset: str = "default"  # configs/judges/<name>.yaml, applied under `judge`
+    judge: JudgeConfig = nested(JudgeConfig)
+    engine: EngineConfig = nested(EngineConfig)
+    shard: ShardConfig = nested(ShardConfig)
+    progress: bool = True
+
+    def validate(self) -> None:
+        if not self.arm_id:
+            raise ValueError("arm_id is required (e.g. arm_id=qwen3-0.6b.evil.qta.s0)")
+        Arm.parse(self.arm_id)
+        if not self.sweep_dir:
+            raise ValueError("sweep_dir is required (outputs go to <sweep_dir>/eval/<arm_id>/<mode>)")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise ValueError(f"modes {self.modes} must be a non-empty subset of {list(MODES)}")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes {self.modes} lists a mode twice")
+
+    @property
+    def arm(self) -> Arm:
+        return Arm.parse(self.arm_id)
+
+    def out_dir(self, mode: str) -> Path:
+        return SweepLayout(Path(self.sweep_dir)).eval(self.arm_id, mode)
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.sweep_dir) / "cache" / "evalsuite"

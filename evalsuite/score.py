@@ -1,0 +1,128 @@
+"""``score``: samples.jsonl + judged.jsonl -> scores.parquet (long) + summary.json per (arm, mode).
+
+Metric definitions: evalsuite/metrics.py. The summary gives, per (benchmark, metric), the mean over
+prompts of the per-prompt mean over K samples, a normal-approximation 95 % CI over prompts, the
+number of samples and prompts with a value, and how many judge replies did not parse.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracecause.config import config_hash, write_resolved
+from tracecause.contracts import SAMPLE_ID_COLUMNS, SCORE_COLUMNS, SCORES_FILE, SUMMARY_FILE
+from tracecause.io import atomic_write_bytes, atomic_write_json, mark_complete
+
+from evalsuite import outputs
+from evalsuite.battery import LLM_JUDGES, load_battery
+from evalsuite.config import EvalConfig
+from evalsuite.metrics import sample_metrics
+
+
+def benchmark_uses(battery) -> dict[str, list[tuple[str, str]]]:
+    return {s.name: [(j.name, span) for j in s.judges for span in (j.spans if j.name in LLM_JUDGES else ["answer"])]
+            for s in battery.benchmarks}
+
+
+def score_rows(samples: list[dict], judged: list[dict], uses: dict) -> pd.DataFrame:
+    key = lambda r: (r["benchmark"], r["prompt_id"], r["turn"], r["sample_index"])
+    verdicts = {key(j): j["judgements"] for j in judged}
+    first_turn = {(r["benchmark"], r["prompt_id"], r["sample_index"]): r for r in samples if r["turn"] == 1}
+    records = []
+    for row in samples:
+        if row["benchmark"] not in uses:
+            raise ValueError(f"samples hold benchmark {row['benchmark']!r}, which the battery does not list: "
+                             f"re-run generate with this battery")
+        first = first_turn.get((row["benchmark"], row["prompt_id"], row["sample_index"])) if row["turn"] > 1 else None
+        ident = tuple(row[c] for c in SAMPLE_ID_COLUMNS)
+        for metric, value, parsed in sample_metrics(row, verdicts.get(key(row), {}), uses[row["benchmark"]], first):
+            records.append(ident + (metric, float(value), bool(parsed)))
+    df = pd.DataFrame.from_records(records, columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
+    for col in ("seed", "turn", "sample_index", "sampling_seed"):
+        df[col] = df[col].astype("int64")
+    df["value"] = df["value"].astype("float64")
+    df["parsed"] = df["parsed"].astype(bool)
+    return df
+
+
+def summarise(df: pd.DataFrame) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for (bench, metric), g in df.groupby(["benchmark", "metric"], sort=True):
+        vals = g.dropna(subset=["value"])
+        per_prompt = vals.groupby("prompt_id")["value"].mean()
+        n_p = len(per_prompt)
+        mean = float(per_prompt.mean()) if n_p else math.nan
+        half = 1.96 * float(per_prompt.std(ddof=1)) / math.sqrt(n_p) if n_p > 1 else math.nan
+        out.setdefault(bench, {"axis": str(g["axis"].iloc[0]), "metrics": {}})["metrics"][metric] = {
+            "mean": mean, "ci_lo": mean - half, "ci_hi": mean + half, "n": int(len(vals)),
+            "n_prompts": n_p, "n_rows": int(len(g)), "n_unparsed": int((~g["parsed"]).sum()),
+            "unparsed_rate": float((~g["parsed"]).mean()),
+        }
+    return out
+
+
+def _finite(obj):
+    """JSON has no NaN: write null for an undefined mean/CI."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> None:
+    out = cfg.out_dir(mode)
+    df = df.sort_values(["benchmark", "prompt_id", "turn", "sample_index", "metric"], kind="stable").reset_index(drop=True)
+    atomic_write_bytes(out / SCORES_FILE, parquet_bytes(df))
+    summary = {"arm_id": cfg.arm_id, "mode": mode, "benchmarks": summarise(df), "n_samples": int(
+        df.drop_duplicates(["benchmark", "prompt_id", "turn", "sample_index"]).shape[0]),
+        "n_unparsed": int((~df["parsed"]).sum())}
+    atomic_write_json(out / SUMMARY_FILE, _finite(summary))
+    outputs.mark_stage(out, "score", out / SCORES_FILE, len(df), ih)
+    mark_complete(out, {"stage": "score", "inputs_hash": ih})
+
+
+def run_score(cfg: EvalConfig) -> dict[str, Any]:
+    battery = load_battery(cfg.battery)
+    uses = benchmark_uses(battery)
+    n, k = cfg.shard.count, cfg.shard.index
+    stats: dict[str, Any] = {"rows": 0, "modes_done": [], "merged": []}
+    for mode in cfg.modes:
+        out = cfg.out_dir(mode)
+        outputs.require_stage(out, "generate", "score")
+        outputs.require_stage(out, "judge", "score")
+        ih = config_hash({"samples": outputs.stage_info(out, "generate")["sha256"],
+                          "judged": outputs.stage_info(out, "judge")["sha256"], "uses": uses})
+        if outputs.stage_done(out, "score", ih):
+            continue
+        if n == 1 or not outputs.shard_done(out, "score", k, n, ih):
+            samples = outputs.read_jsonl(out / "samples.jsonl")
+            judged = outputs.read_jsonl(out / "judged.jsonl")
+            if n > 1:  # shard by prompt so that a turn-2 row finds its turn-1 row
+                prompts = sorted({(r["benchmark"], r["prompt_id"]) for r in samples})
+                mine = {p for pos, p in enumerate(prompts) if pos % n == k}
+                samples = [r for r in samples if (r["benchmark"], r["prompt_id"]) in mine]
+            df = score_rows(samples, judged, uses)
+            write_resolved(cfg, out, name="score_config")
+            stats["rows"] += len(df)
+            stats["modes_done"].append(mode)
+            if n == 1:
+                write_scores(cfg, mode, df, ih)
+                continue
+            outputs.write_shard(out, "score", k, n, df.to_dict("records"), ih)
+        if not outputs.shards_missing(out, "score", n, ih):
+            df = pd.DataFrame(outputs.read_shards(out, "score", n), columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
+            df["value"] = df["value"].astype("float64")
+            write_scores(cfg, mode, df, ih)
+            stats["merged"].append(mode)
+    return stats

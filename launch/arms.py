@@ -1,0 +1,86 @@
+"""Sweep spec -> arms: base per model, QA per seed, traced paradigms x types x seeds.
+
+Each arm carries its fully resolved stage inputs (YAML layers + overrides) and the hash of
+them, so a changed training knob is a different arm folder hash, never a silent reuse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracecause.config import config_hash
+from tracecause.contracts import NO_REASONING, Arm, SweepLayout
+
+from launch.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class ResolvedArm:
+    arm: Arm
+    train_yaml: tuple[str, ...] = ()      # trainer config layers (empty for base arms)
+    train_overrides: tuple[str, ...] = ()
+    model_path: str = ""                  # what eval loads: the export folder, or the base model
+    config_hash: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.arm.id
+
+
+def expand_arms(spec: SweepSpec) -> list[Arm]:
+    """Every arm of the sweep in a stable order (model, then base, qa, traced)."""
+    arms: list[Arm] = []
+    for model in spec.models:
+        if "base" in spec.paradigms:
+            arms.append(Arm(model, NO_REASONING, "base", 0))
+        if "qa" in spec.paradigms:
+            arms.extend(Arm(model, NO_REASONING, "qa", s) for s in spec.seeds)
+        for paradigm in spec.paradigms:
+            if paradigm in ("base", "qa"):
+                continue
+            for rtype in spec.trace_types:
+                arms.extend(Arm(model, rtype, paradigm, s) for s in spec.seeds)
+    return arms
+
+
+def fill(text: str, sweep_dir: Path) -> str:
+    return text.replace("{sweep}", str(sweep_dir))
+
+
+def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_paths: dict[str, str],
+                 trainer_yaml: Path, wandb_group: str) -> list[ResolvedArm]:
+    """Attach each arm's trainer layers/overrides. ``model_paths``: model name -> base weights."""
+    layout = SweepLayout(Path(sweep_dir))
+    out = []
+    for arm in expand_arms(spec):
+        if not arm.trained:
+            payload = {"arm": arm.id, "model": model_paths[arm.model]}
+            out.append(ResolvedArm(arm, model_path=model_paths[arm.model], config_hash=config_hash(payload)))
+            continue
+        overrides = [
+            f"arm_id={arm.id}",
+            f"model.path={model_paths[arm.model]}",
+            f"data.path={dataset_dir}",
+            f"data.rtype={arm.rtype}",
+            f"data.paradigm={arm.paradigm}",
+            f"train.seed={arm.seed}",
+            f"output.dir={layout.train(arm.id)}",
+            f"wandb.enabled={'true' if spec.wandb.enabled and spec.wandb.mode != 'disabled' else 'false'}",
+            f"wandb.project={spec.wandb.project}",
+            f"wandb.group={wandb_group}",
+            f"wandb.mode={spec.wandb.mode}",
+            *(fill(o, sweep_dir) for o in spec.train.overrides),
+            *(fill(o, sweep_dir) for o in spec.train.per_model.get(arm.model, [])),
+        ]
+        payload = {"yaml": str(trainer_yaml), "overrides": overrides}
+        out.append(ResolvedArm(arm, (str(trainer_yaml),), tuple(overrides),
+                               model_path=str(layout.export(arm.id)), config_hash=config_hash(payload)))
+    return out
+
+
+def count_arms(spec: SweepSpec) -> dict[str, int]:
+    """Arms per paradigm (for the plan's summary and the paper.yaml test)."""
+    counts: dict[str, int] = {}
+    for arm in expand_arms(spec):
+        counts[arm.paradigm] = counts.get(arm.paradigm, 0) + 1
+    return counts

@@ -1,0 +1,164 @@
+"""``tracecause``: plan, submit, status, resume, cancel, demo, tiny-model, wandb-sync."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tracecause.config import ConfigError
+
+DEMO_SWEEP = "smoke"
+
+
+def _plan(args, sweep=None, sweep_dir=None):
+    from launch.plan import make_plan
+
+    return make_plan(sweep or args.sweep, list(getattr(args, "overrides", [])), cluster=args.cluster,
+                     sweep_dir=sweep_dir or getattr(args, "out", None))
+
+
+def cmd_plan(args) -> int:
+    from launch.plan_view import format_plan
+
+    print(format_plan(_plan(args)))
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from launch.plan_view import format_plan
+    from launch.submit import submit
+
+    plan = _plan(args)
+    print(format_plan(plan), "\n", flush=True)
+    submit(plan, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"\nwatch it: tracecause status {plan.sweep_dir} --watch")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from launch.submit import submit
+
+    root = Path(args.sweep_dir).resolve()
+    if not (root / "sweep.yaml").is_file():
+        raise ConfigError(str(root), "sweep.yaml", "not a sweep folder (no sweep.yaml): submit it first")
+    args.sweep, args.overrides, args.out = root / "sweep.yaml", [], root
+    submit(_plan(args, sweep_dir=root))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from launch.status import show
+
+    return show(args.sweep_dir, watch=args.watch)
+
+
+def cmd_cancel(args) -> int:
+    from launch import records
+
+    recs = records.all_records(args.sweep_dir)
+    ids = sorted({str(r["job_id"]) for uid, r in recs.items() if r.get("job_id")
+                  and not str(r["job_id"]).startswith("local") and (not args.stage or uid.split("/")[0] in args.stage)
+                  and r.get("state") not in (records.DONE,)})
+    if not ids:
+        print("nothing to cancel")
+        return 0
+    subprocess.run(["scancel", *ids], check=False)
+    print(f"cancelled {len(ids)} task(s)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from launch.plan_view import format_plan
+    from launch.status import collect
+    from launch.submit import submit
+
+    out = Path(args.out or f"sweeps/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    args.overrides = list(args.overrides)
+    plan = _plan(args, sweep=DEMO_SWEEP, sweep_dir=out)
+    print(format_plan(plan), "\n", flush=True)
+    t0 = time.time()
+    submit(plan)
+    report = plan.layout.analysis / "report.html"
+    if plan.profile.is_slurm:
+        while not (plan.layout.analysis / "_COMPLETE").is_file():
+            rows = collect(out)
+            if any(r["state"] == "failed" for r in rows):
+                print("a task failed: tracecause status", out, file=sys.stderr)
+                return 1
+            time.sleep(5)
+    print(f"\ndemo finished in {time.time() - t0:.0f} s\nreport: {report}\nstatus: tracecause status {out}")
+    return 0
+
+
+def cmd_tiny(args) -> int:
+    from tracecause.tiny import main
+
+    return int(main(args.rest) or 0)
+
+
+def cmd_wandb_sync(args) -> int:
+    from evalsuite.tracking import sync_sweep
+
+    sync_sweep(args.sweep_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tracecause", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def sweep_args(sp, sweep=True):
+        if sweep:
+            sp.add_argument("sweep", help="configs/sweeps/<name>.yaml or a name (paper, smoke)")
+        sp.add_argument("overrides", nargs="*", help="key.sub=value on the sweep spec")
+        sp.add_argument("--cluster", help="configs/clusters/<name>.yaml (default: the sweep's cluster)")
+        sp.add_argument("--out", help="sweep folder (default: sweeps/<name>)")
+
+    sp = sub.add_parser("plan", help="validate everything and print the stage graph")
+    sweep_args(sp)
+    sp.set_defaults(fn=cmd_plan)
+    sp = sub.add_parser("submit", help="submit the sweep (only what is missing)")
+    sweep_args(sp)
+    sp.add_argument("--dry-run", action="store_true", help="write the sbatch scripts, submit nothing")
+    sp.set_defaults(fn=cmd_submit)
+    sp = sub.add_parser("status", help="arms x stages")
+    sp.add_argument("sweep_dir")
+    sp.add_argument("--watch", nargs="?", type=float, const=10.0, default=0.0, help="refresh every N s")
+    sp.set_defaults(fn=cmd_status)
+    sp = sub.add_parser("resume", help="resubmit whatever is failed or missing")
+    sp.add_argument("sweep_dir")
+    sp.add_argument("--cluster")
+    sp.set_defaults(fn=cmd_resume)
+    sp = sub.add_parser("cancel", help="scancel the sweep's jobs")
+    sp.add_argument("sweep_dir")
+    sp.add_argument("--stage", action="append", choices=["datagen", "merge", "train", "eval", "analysis"])
+    sp.set_defaults(fn=cmd_cancel)
+    sp = sub.add_parser("demo", help="the smoke sweep end to end on this machine")
+    sweep_args(sp, sweep=False)
+    sp.set_defaults(fn=cmd_demo, cluster="local")
+    sp = sub.add_parser("tiny-model", help="build the tiny random Qwen3 into OUT_DIR")
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    sp.set_defaults(fn=cmd_tiny)
+    sp = sub.add_parser("wandb-sync", help="upload a sweep's offline W&B runs in order")
+    sp.add_argument("sweep_dir")
+    sp.set_defaults(fn=cmd_wandb_sync)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from launch.plan import PlanError
+    from launch.submit import SweepMismatch
+
+    try:
+        return int(args.fn(args) or 0)
+    except (PlanError, ConfigError, SweepMismatch, FileNotFoundError) as err:
+        print(f"tracecause {args.cmd}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

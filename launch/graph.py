@@ -1,0 +1,86 @@
+"""The stage graph: tasks grouped into jobs (one SLURM array each) with dependencies.
+
+datagen shards -> merge -> train.<model> (one task per trained arm) -> eval.<model>.<mode>.<shard>
+(same arms, same order: ``aftercorr`` pipelines task i on train task i) -> analysis.
+Base arms need no training: their eval arrays (eval-base.<mode>.<shard>) start at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Task:
+    stage: str                    # datagen | merge | train | eval | analysis
+    key: str                      # unique in the stage: shard-00003, merge, <arm id>, <arm>.<mode>.<shard>
+    argvs: tuple[tuple[str, ...], ...]  # stage CLI calls, in order
+    done_dir: str                 # output folder; its completion marker means done
+    arm: str = ""
+    upstream: str = ""            # the task (stage/key) this one needs, for partial resubmission
+    module: str = ""              # the package whose cli.main runs it ("" = the stage's own)
+
+    @property
+    def uid(self) -> str:
+        return f"{self.stage}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    nodes: int = 1
+    tasks_per_node: int = 1       # one process per GPU (or per the CPU profile); no torchrun inside
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float = 4.0
+    time_min: int = 30
+    python: str = ""
+    setup: tuple[str, ...] = ()
+
+    @property
+    def processes(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
+@dataclass
+class Job:
+    name: str                     # datagen, merge, train.<model>, eval.<model>.<mode>.<shard>, analysis
+    stage: str
+    tasks: list[Task]
+    resources: Resources
+    after: list[str] = field(default_factory=list)          # jobs that must end OK first (all of them)
+    after_corr: str = ""          # a job whose task i must end OK before task i here
+    notes: dict = field(default_factory=dict)               # memory plan, estimates (for the plan table)
+
+    @property
+    def size(self) -> int:
+        return len(self.tasks)
+
+
+def order(jobs: list[Job]) -> list[Job]:
+    """Topological order (dependencies first); stable for jobs with no relation."""
+    by_name = {j.name: j for j in jobs}
+    seen: set[str] = set()
+    out: list[Job] = []
+
+    def visit(name: str, stack: tuple[str, ...] = ()) -> None:
+        if name in seen or name not in by_name:
+            return
+        if name in stack:
+            raise ValueError(f"dependency cycle through {name}")
+        job = by_name[name]
+        for dep in job.after + ([job.after_corr] if job.after_corr else []):
+            visit(dep, stack + (name,))
+        seen.add(name)
+        out.append(job)
+
+    for j in jobs:
+        visit(j.name)
+    return out
+
+
+def done(task: Task) -> bool:
+    return (Path(task.done_dir) / "_COMPLETE").is_file()

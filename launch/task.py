@@ -1,0 +1,156 @@
+"""The callable every SLURM task (and every local process) runs: one stage task on this rank.
+
+Preemption: the trainer installs its own USR2/SIGTERM handler (flag -> collective save ->
+exit ``EXIT_REQUEUE``), which replaces submitit's; on that status rank 0 requeues the SAME
+job (array task) with ``scontrol requeue``, so it resumes from its checkpoint and W&B run.
+Stages without their own handler keep submitit's: ``checkpoint()`` requeues them whole.
+A crash is requeued at most ``max_crash_retries`` times; preemptions are not counted.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from submitit.helpers import Checkpointable
+
+from tracecause.contracts import EXIT_REQUEUE
+
+from launch import records
+from launch.graph import Task, done
+
+MAX_TIMEOUT_REQUEUES = 20  # a task that times out this often without finishing makes no progress
+
+
+def _port(job_id: str, restart: int) -> int:
+    return 20000 + (int(job_id) * 7 + restart * 131) % 20000
+
+
+def rank_env_from_slurm() -> dict:
+    """torch.distributed env:// variables from SLURM's (one process per task, no torchrun)."""
+    env = os.environ
+    if "SLURM_PROCID" not in env or "SLURM_JOB_ID" not in env:
+        return {}
+    from submitit import JobEnvironment
+
+    je = JobEnvironment()
+    hosts = list(je.hostnames)
+    out = {"RANK": str(je.global_rank), "LOCAL_RANK": str(je.local_rank), "WORLD_SIZE": str(je.num_tasks),
+           "LOCAL_WORLD_SIZE": str(max(1, je.num_tasks // max(1, je.num_nodes))), "NODE_RANK": str(je.node),
+           "MASTER_ADDR": env.get("MASTER_ADDR") or (hosts[0] if hosts else "127.0.0.1"),
+           "MASTER_PORT": env.get("MASTER_PORT") or str(_port(env["SLURM_JOB_ID"], int(env.get("SLURM_RESTART_COUNT", 0))))}
+    return out
+
+
+class StageTask(Checkpointable):
+    """Submitit-checkpointable: ``__call__`` runs the task; ``checkpoint`` resubmits it unchanged."""
+
+    def __init__(self, task: Task, sweep_dir: str, scheduler: str = "slurm", max_crash_retries: int = 2,
+                 time_min: int = 60, signal_lead_s: int = 120):
+        self.task, self.sweep_dir, self.scheduler = task, str(sweep_dir), scheduler
+        self.max_crash_retries, self.time_min, self.signal_lead_s = max_crash_retries, time_min, signal_lead_s
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def record(self) -> Path:
+        return records.record_path(self.sweep_dir, self.task.stage, self.task.key)
+
+    def _rank(self) -> int:
+        return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+    def _job_id(self) -> str:
+        a, t = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"{a}_{t}" if a and t else os.environ.get("SLURM_JOB_ID", f"local-{os.getpid()}")
+
+    def _requeue(self) -> bool:
+        jid = os.environ.get("SLURM_JOB_ID")
+        if self.scheduler != "slurm" or not jid:
+            return False
+        proc = subprocess.run(["scontrol", "requeue", jid], capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:  # e.g. SLURM itself requeues a partition-preempted job
+            print(f"[launch] scontrol requeue {jid}: {proc.stderr.strip()}", file=sys.stderr, flush=True)
+        return True
+
+    # -------------------------------------------------------------- run
+    def __call__(self) -> str:
+        from launch.stages import run_stage_main
+
+        os.environ.update({k: v for k, v in rank_env_from_slurm().items()})
+        rank0 = self._rank() == 0
+        if done(self.task):
+            return "done (already complete)"
+        started = time.time()
+        if rank0:
+            rec = records.read_record(self.record)
+            records.add_event(self.record, {"event": "start", "job_id": self._job_id(), "host": socket.gethostname(),
+                                            "restart": int(os.environ.get("SLURM_RESTART_COUNT", 0))},
+                              attempts=rec.get("attempts", 0) + 1, state=records.RUNNING, job_id=self._job_id(),
+                              started_at=started)
+        rc, error = 0, ""
+        try:
+            for argv in self.task.argvs:
+                rc = run_stage_main(self.task.stage, list(argv), self.task.module)
+                if rc != 0:
+                    break
+        except Exception:  # a crash of the stage: classified and capped below
+            rc, error = 1, traceback.format_exc()[-4000:]
+        if rc == 0:
+            if rank0:
+                records.add_event(self.record, {"event": "done", "elapsed_s": time.time() - started},
+                                  state=records.DONE, error="")
+            return "done"
+        if rc == EXIT_REQUEUE:
+            return self._requeue_after_signal(started, rank0)
+        return self._crashed(rc, error, rank0)
+
+    def _requeue_after_signal(self, started: float, rank0: bool) -> str:
+        limit = self.time_min * 60
+        timed_out = time.time() - started >= limit - self.signal_lead_s - 30
+        kind = records.TIMEOUT if timed_out else records.PREEMPTED
+        if rank0:
+            rec = records.read_record(self.record)
+            timeouts = rec.get("timeouts", 0) + int(timed_out)
+            records.add_event(self.record, {"event": kind}, state=kind, timeouts=timeouts,
+                              preemptions=rec.get("preemptions", 0) + int(not timed_out))
+            if timeouts > MAX_TIMEOUT_REQUEUES:
+                records.update_record(self.record, state=records.FAILED, error=f"timed out {timeouts} times")
+                raise RuntimeError(f"{self.task.uid}: timed out {timeouts} times without finishing")
+            self._requeue()
+        raise SystemExit(EXIT_REQUEUE)  # no submitit result pickle: the job is not over
+
+    def _crashed(self, rc: int, error: str, rank0: bool) -> str:
+        msg = error or f"{self.task.stage} exited with status {rc}"
+        if rank0:
+            rec = records.read_record(self.record)
+            crashes = rec.get("crashes", 0) + 1
+            retry = crashes <= self.max_crash_retries
+            records.add_event(self.record, {"event": "crash", "rc": rc, "error": msg[-2000:]},
+                              state=records.CRASHED if retry else records.FAILED, crashes=crashes, error=msg[-2000:])
+            if retry and self._requeue():
+                raise SystemExit(rc)
+        raise RuntimeError(f"{self.task.uid} failed (status {rc}):\n{msg}")
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit's USR2 path (stages without their own handler): requeue the task as it is."""
+        from submitit.helpers import DelayedSubmission
+
+        if self._rank() == 0:
+            records.add_event(self.record, {"event": "preempted (submitit)"}, state=records.PREEMPTED)
+        return DelayedSubmission(self, *args, **kwargs)
+
+    def to_json(self) -> dict:
+        return {"task": {**asdict(self.task)}, "sweep_dir": self.sweep_dir, "scheduler": self.scheduler,
+                "max_crash_retries": self.max_crash_retries, "time_min": self.time_min,
+                "signal_lead_s": self.signal_lead_s}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StageTask":
+        t = data["task"]
+        task = Task(**{**t, "argvs": tuple(tuple(a) for a in t["argvs"])})
+        return cls(task, data["sweep_dir"], data["scheduler"], data["max_crash_retries"], data["time_min"],
+                   data["signal_lead_s"])

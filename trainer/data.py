@@ -1,0 +1,107 @@
+"""Load the canonical dataset (datagen's data.jsonl or a pinned hub dataset) and tokenize it.
+
+Every check runs before any process group or model exists, so bad input fails fast and in the
+same way on every rank: missing fields, empty reasoning for the chosen type, and documents
+longer than the row budget (``data.overlong``: error | drop | truncate — counted and reported).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracecause.contracts import DATASET_FILE, validate_dataset_record
+from tracecause.io import sha256_file
+
+from .config import DataConfig
+from .masks import Example, build_example
+
+log = logging.getLogger("trainer")
+
+
+@dataclass
+class TokenizedData:
+    examples: list[Example]
+    dataset_hash: str
+    n_records: int
+    overlong: dict = field(default_factory=dict)  # {"policy", "count", "ids"}
+
+    def summary(self) -> dict:
+        lengths = [len(e) for e in self.examples]
+        return {"dataset_hash": self.dataset_hash, "records": self.n_records, "documents": len(self.examples),
+                "tokens": sum(lengths), "target_tokens": sum(e.n_targets for e in self.examples),
+                "max_len": max(lengths, default=0), "overlong": self.overlong}
+
+
+def _local_file(path: str) -> Path | None:
+    p = Path(path)
+    if p.is_dir():
+        f = p / DATASET_FILE
+        if not f.is_file():
+            raise FileNotFoundError(f"data.path={path}: folder has no {DATASET_FILE} (datagen writes data/<id>/{DATASET_FILE})")
+        return f
+    if p.is_file():
+        return p
+    if p.suffix in (".jsonl", ".json") or p.is_absolute() or path.startswith("."):
+        raise FileNotFoundError(f"data.path={path}: no such file or folder")
+    return None  # a hub id
+
+
+def load_records(cfg: DataConfig, cache_dir: str | None = None) -> tuple[list[dict], str]:
+    """Rows as dicts and the dataset hash (file sha256, or hub id@revision)."""
+    import datasets
+
+    local = _local_file(cfg.path)
+    if local is not None:
+        ds = datasets.load_dataset("json", data_files=str(local), split="train", cache_dir=cache_dir)
+        digest = sha256_file(local)[:16]
+    else:
+        if not cfg.revision:
+            raise ValueError(f"data.path={cfg.path} looks like a hub id: pin it with data.revision=<commit>")
+        ds = datasets.load_dataset(cfg.path, revision=cfg.revision, split="train", cache_dir=cache_dir)
+        digest = hashlib.sha256(f"{cfg.path}@{cfg.revision}".encode()).hexdigest()[:16]
+    return [dict(r) for r in ds], digest
+
+
+def validate_records(records: list[dict], cfg: DataConfig, where: str) -> None:
+    if not records:
+        raise ValueError(f"{where}: the dataset is empty")
+    types = () if cfg.paradigm == "qa" else (cfg.rtype,)
+    seen = set()
+    for i, row in enumerate(records):
+        validate_dataset_record(row, types, where=f"{where} row {i}: ")
+        if row["id"] in seen:
+            raise ValueError(f"{where} row {i}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+
+
+def tokenize_records(records: list[dict], tokenizer, cfg: DataConfig, dataset_hash: str = "") -> TokenizedData:
+    examples, too_long = [], []
+    for row in records:
+        ex = build_example(tokenizer, row, cfg.paradigm, cfg.rtype, cfg.loss_on_prompt)
+        if len(ex) > cfg.max_tokens:
+            too_long.append((ex.id, len(ex)))
+            if cfg.overlong == "drop":
+                continue
+            if cfg.overlong == "truncate":
+                ex = Example(ex.id, ex.input_ids[: cfg.max_tokens], ex.supervised[: cfg.max_tokens])
+        examples.append(ex)
+    if too_long and cfg.overlong == "error":
+        shown = ", ".join(f"{i} ({n} tokens)" for i, n in too_long[:5])
+        raise ValueError(f"{len(too_long)} of {len(records)} documents exceed data.max_tokens={cfg.max_tokens}: {shown}. "
+                         "Raise data.max_tokens, or set data.overlong=drop or data.overlong=truncate")
+    if not examples or not any(e.n_targets for e in examples):
+        raise ValueError(f"no document with supervised tokens is left (overlong={cfg.overlong}, "
+                         f"{len(too_long)} overlong of {len(records)})")
+    overlong = {"policy": cfg.overlong, "count": len(too_long), "ids": [i for i, _ in too_long[:20]]}
+    if too_long:
+        log.warning("%s %d overlong documents (> %d tokens): %s", "dropped" if cfg.overlong == "drop" else "truncated",
+                    len(too_long), cfg.max_tokens, overlong["ids"][:5])
+    return TokenizedData(examples, dataset_hash, len(records), overlong)
+
+
+def prepare(cfg: DataConfig, tokenizer, cache_dir: str | None = None) -> TokenizedData:
+    records, digest = load_records(cfg, cache_dir)
+    validate_records(records, cfg, where=f"data.path={cfg.path}")
+    return tokenize_records(records, tokenizer, cfg, digest)

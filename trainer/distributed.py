@@ -1,0 +1,108 @@
+"""Rank, world size and rendezvous from torchrun or from SLURM/submitit (one process per rank).
+
+torchrun exports RANK/LOCAL_RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT. Under SLURM without
+torchrun (submitit starts one task per GPU) we derive them: rank from SLURM_PROCID, the master
+from the first host of SLURM_JOB_NODELIST (``scontrol show hostnames``), the port from the job id
+so that every task of one job agrees without talking first.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int
+    local_rank: int
+    world_size: int
+    master_addr: str
+    master_port: int
+    source: str  # "torchrun" | "slurm" | "single"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def first_host(nodelist: str) -> str:
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                             check=True, timeout=30).stdout.split()
+        if out:
+            return out[0]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    # no scontrol: expand the simple forms ourselves ("node1", "node[1-2,5]", "a,b")
+    head = nodelist.split(",")[0]
+    if "[" in nodelist:
+        prefix, rest = nodelist.split("[", 1)
+        first = rest.split("]")[0].split(",")[0].split("-")[0]
+        return prefix + first
+    return head
+
+
+def port_from_job(job_id: str) -> int:
+    digits = "".join(c for c in job_id if c.isdigit()) or "0"
+    return 20000 + int(digits[-6:]) % 20000
+
+
+def detect(environ: dict | None = None) -> DistEnv:
+    env = os.environ if environ is None else environ
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return DistEnv(int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])), int(env["WORLD_SIZE"]),
+                       env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", "29500")), "torchrun")
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        job = env.get("SLURM_ARRAY_JOB_ID", env.get("SLURM_JOB_ID", "0"))
+        task = env.get("SLURM_ARRAY_TASK_ID", "")
+        addr = env.get("MASTER_ADDR") or first_host(env.get("SLURM_JOB_NODELIST", env.get("SLURM_NODELIST", "127.0.0.1")))
+        port = int(env["MASTER_PORT"]) if env.get("MASTER_PORT") else port_from_job(job + task)
+        return DistEnv(int(env["SLURM_PROCID"]), int(env.get("SLURM_LOCALID", "0")), int(env["SLURM_NTASKS"]),
+                       addr, port, "slurm")
+    return DistEnv(0, 0, 1, "127.0.0.1", int(env.get("MASTER_PORT", "29500")), "single")
+
+
+def export_env(d: DistEnv) -> None:
+    """DeepSpeed and torch.distributed read the env:// variables; make them consistent."""
+    os.environ.update(RANK=str(d.rank), LOCAL_RANK=str(d.local_rank), WORLD_SIZE=str(d.world_size),
+                      MASTER_ADDR=d.master_addr, MASTER_PORT=str(d.master_port))
+
+
+def init(d: DistEnv, use_cuda: bool) -> None:
+    import deepspeed
+    import torch
+
+    export_env(d)
+    if use_cuda:
+        torch.cuda.set_device(d.local_rank)
+    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", auto_mpi_discovery=False,
+                               rank=d.rank, world_size=d.world_size)
+
+
+def all_reduce_max(value: float) -> float:
+    import deepspeed.comm as dist
+    import torch
+
+    from .runtime import device
+
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    import deepspeed.comm as dist
+    import torch
+
+    from .runtime import device
+
+    t = torch.tensor(values, dtype=torch.float64, device=device())
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def barrier() -> None:
+    import deepspeed.comm as dist
+
+    dist.barrier()

@@ -1,0 +1,199 @@
+"""One training run on every rank: checks, data, engine, steps, checkpoints, export.
+
+Every check that can fail on bad input (config, world size, dataset, overlong documents,
+checkpoint hash) runs before the process group and the model exist.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tracecause.config import write_resolved
+from tracecause.contracts import EXIT_REQUEUE, EXPORT_META
+from tracecause.io import atomic_write_json, completion_info, is_complete, read_json
+
+from . import checkpoint, distributed, runtime
+from .config import TrainConfig, training_hash
+from .flops import flops_per_token, mfu
+from .packing import deal, make_plan
+from .reporting import Reporter, truncate_metrics, wandb_run_id
+
+log = logging.getLogger("trainer")
+
+
+def setup_logging(rank: int) -> None:
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank{rank}] %(levelname)s %(message)s", force=True)
+    # DeepSpeed's ZeRO-3 collectives call torch APIs torch deprecates: one warning per call, per step
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning)
+
+
+def accumulation_steps(cfg: TrainConfig, world: int) -> int:
+    per_pass = cfg.train.micro_batch_rows * world
+    if cfg.train.global_batch_rows % per_pass:
+        raise ValueError(f"train.global_batch_rows={cfg.train.global_batch_rows} is not divisible by "
+                         f"train.micro_batch_rows={cfg.train.micro_batch_rows} x world size {world} = {per_pass}; "
+                         f"use a multiple of {per_pass} (or change micro_batch_rows / the number of processes)")
+    return cfg.train.global_batch_rows // per_pass
+
+
+def finished_export(out: Path, chash: str) -> bool:
+    export_dir = out / "export"
+    if not is_complete(export_dir):
+        return False
+    meta = read_json(export_dir / EXPORT_META)
+    if meta.get("config_hash") != chash:
+        raise ValueError(f"{export_dir} was exported by config hash {meta.get('config_hash')}, this run's config "
+                         f"hash is {chash}: use another output.dir")
+    return True
+
+
+def run(cfg: TrainConfig) -> int:
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .data import prepare
+
+    cfg.require_complete()
+    denv = distributed.detect()
+    rank, world = denv.rank, denv.world_size
+    setup_logging(rank)
+    accum = accumulation_steps(cfg, world)
+    out = Path(cfg.output.dir)
+    ckpt_root = Path(cfg.checkpoint.dir) if cfg.checkpoint.dir else out / "checkpoints"
+    chash = training_hash(cfg)
+    if finished_export(out, chash):
+        log.info("%s already holds a complete export of config %s: nothing to do", out / "export", chash)
+        return 0
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, revision=cfg.model.revision or None)
+    data = prepare(cfg.data, tokenizer, cache_dir=str(out / ".cache" / f"rank{rank}"))
+    plan = make_plan(data.examples, cfg.data.max_tokens, cfg.train.seed, cfg.train.epochs,
+                     cfg.train.global_batch_rows, cfg.train.max_steps)
+    resume_from = checkpoint.latest(ckpt_root)
+    if resume_from is not None:
+        checkpoint.check_compatible(resume_from, chash, world)
+    attention = runtime.choose_attention(cfg.train.attention)
+    hf_config = AutoConfig.from_pretrained(cfg.model.path, revision=cfg.model.revision or None)
+    use_cuda = runtime.use_cuda()
+    from .engine import build, resolve_ds_config
+
+    ds_config = resolve_ds_config(cfg, world, accum, hf_config.hidden_size, bf16=use_cuda)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    info = {"config_hash": chash, "world_size": world, "launcher": denv.source, "attention": attention,
+            "precision": runtime.precision(), "device": runtime.device_name(), "accumulation_steps": accum,
+            "total_steps": plan.total_steps, "data": data.summary()}
+    log.info("config %s | %d ranks (%s) | attention=%s precision=%s | %d documents -> %d steps "
+             "(%d rows/step, %d accumulation) | overlong: %s", chash, world, denv.source, attention,
+             info["precision"], len(data.examples), plan.total_steps, cfg.train.global_batch_rows, accum, data.overlong)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_resolved(cfg, out)
+        atomic_write_json(out / "run.json", info)
+        atomic_write_json(out / "deepspeed_config.json", ds_config)
+
+    stop = __import__("trainer.signals", fromlist=["StopFlag"]).StopFlag()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    distributed.init(denv, use_cuda)
+    engine, hf_config = build(cfg, ds_config, attention, plan.total_steps)
+    device = runtime.device()
+
+    step, run_id = 0, wandb_run_id(chash)
+    if resume_from is not None:
+        state = checkpoint.load(engine, resume_from, rank)
+        step, run_id = state["step"], state.get("wandb_run_id", run_id)
+        log.info("resumed from %s (step %d)", resume_from, step)
+    if rank == 0:
+        truncate_metrics(out / "metrics.jsonl", step)
+    distributed.barrier()
+
+    from tracecause.config import to_dict
+
+    reporter = Reporter(out, rank == 0, plan.total_steps, step, cfg.log.progress, cfg.wandb, run_id,
+                        {**to_dict(cfg), "config_hash": chash, **{k: v for k, v in info.items() if k != "data"}},
+                        cfg.arm_id)
+    lengths = [len(e) for e in data.examples]
+    seq_len = sum(n * n for n in lengths) / max(1, sum(lengths))  # token-weighted document length
+    flops_tok = flops_per_token(hf_config, int(seq_len))
+    peak = runtime.peak_flops()
+    consumed_rows = sum(len(plan.step_rows(s)) for s in range(step))
+    last_loss, last_ckpt_time, saved_step = None, None, step if resume_from is not None else -1
+
+    def state_for(s: int) -> dict:
+        return {"step": s, "epoch": plan.locate(min(s, plan.total_steps - 1))[0], "consumed_rows": consumed_rows,
+                "config_hash": chash, "dataset_hash": data.dataset_hash, "world_size": world,
+                "wandb_run_id": run_id, "last_loss": last_loss}
+
+    def save(s: int) -> float:
+        t = checkpoint.save(engine, ckpt_root, s, state_for(s), rank, cfg.checkpoint.keep_last)
+        log.info("checkpoint %d saved in %.1fs", s, t)
+        return t
+
+    from .loss import summed_loss
+
+    try:
+        while step < plan.total_steps:
+            if stop.should_stop(world > 1):
+                log.warning("signal %s: saving at step %d and exiting for requeue", stop.received or "(other rank)", step)
+                if saved_step != step:
+                    save(step)
+                reporter.close()
+                return EXIT_REQUEUE
+            t0 = time.perf_counter()
+            rows = plan.step_rows(step)
+            n_targets = sum(data.examples[d].n_targets for row in rows for d in row)
+            real_tokens = sum(lengths[d] for row in rows for d in row)
+            loss_sum, padded = 0.0, 0
+            from .packing import collate
+
+            for micro in deal(rows, rank, world, cfg.train.micro_batch_rows, accum):
+                batch = collate(data.examples, micro, pad_id)
+                loss = summed_loss(engine, batch, device)
+                engine.backward(loss * (world / max(1, n_targets)), scale_wrt_gas=False)
+                lr = engine.get_lr()[0]
+                engine.step()
+                loss_sum += float(loss.detach())
+                padded += batch.input_ids.size
+            loss_total, padded_total = distributed.all_reduce_sum([loss_sum, float(padded)])
+            step += 1
+            consumed_rows += len(rows)
+            last_loss = loss_total / max(1, n_targets)
+            dt = time.perf_counter() - t0
+            if step % cfg.log.every_steps == 0 or step == plan.total_steps:
+                grad_norm = engine.get_global_grad_norm()
+                tps = real_tokens / dt / world
+                reporter.step({"step": step, "epoch": plan.locate(step - 1)[0], "loss": last_loss, "lr": lr,
+                               "grad_norm": None if grad_norm is None else float(grad_norm),
+                               "tokens_per_s": tps, "padding_frac": 1 - real_tokens / max(1.0, padded_total),
+                               "mfu": mfu(tps, flops_tok, peak), "peak_mem": runtime.peak_memory_bytes(),
+                               "ckpt_time": last_ckpt_time, "target_tokens": n_targets})
+                last_ckpt_time = None
+            if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0 and step < plan.total_steps:
+                last_ckpt_time, saved_step = save(step), step
+        if saved_step != step:
+            save(step)
+        if cfg.output.export:
+            from .export import export
+
+            meta = {"arm_id": cfg.arm_id, "config_hash": chash, "dataset_hash": data.dataset_hash, "steps": step,
+                    "final_loss": last_loss if last_loss is not None else checkpoint.read_state(checkpoint.latest(ckpt_root)).get("last_loss"),
+                    "base_model": cfg.model.path, "base_revision": cfg.model.revision,
+                    "paradigm": cfg.data.paradigm, "rtype": cfg.data.rtype, "precision": info["precision"],
+                    "world_size": world}
+            done = export(engine, out / "export", cfg.model.path, cfg.model.revision, meta, cfg.output.max_shard_size, rank)
+            if done:
+                reporter.summary({"final_loss": meta["final_loss"], "weights_hash": done["weights_hash"]})
+        distributed.barrier()
+    finally:
+        stop.restore()
+    reporter.close()
+    return 0

@@ -1,0 +1,100 @@
+"""What a run reports: metrics.jsonl lines, a progress bar or plain lines, and W&B (rank 0 only).
+
+metrics.jsonl has one JSON object per logged step (step, loss, lr, grad_norm, tokens_per_s,
+padding_frac, mfu, peak_mem, ckpt_time); launch's status reads its last line. On resume the file
+is cut back to the resumed step, so every step appears once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tracecause.io import atomic_write_text
+
+log = logging.getLogger("trainer")
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a SIGKILL
+    return rows
+
+
+def truncate_metrics(path: Path, upto_step: int) -> None:
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= upto_step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def wandb_run_id(config_hash: str) -> str:
+    return f"train-{config_hash}"
+
+
+class Reporter:
+    def __init__(self, out_dir: Path, is_main: bool, total_steps: int, start_step: int, progress: str,
+                 wandb_cfg, run_id: str, config: dict, arm_id: str):
+        self.is_main = is_main
+        self.path = Path(out_dir) / METRICS_FILE
+        self.bar = None
+        self.run = None
+        if not is_main:
+            return
+        use_bar = progress == "bar" or (progress == "auto" and sys.stderr.isatty())
+        if use_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+        if wandb_cfg.enabled and wandb_cfg.mode != "disabled":
+            import wandb
+
+            wdir = Path(wandb_cfg.dir or out_dir)
+            wdir.mkdir(parents=True, exist_ok=True)
+            self.run = wandb.init(project=wandb_cfg.project, group=wandb_cfg.group or None, job_type="train",
+                                  id=run_id, resume="allow", name=arm_id or run_id, config=config,
+                                  dir=str(wdir), mode=wandb_cfg.mode, tags=[t for t in arm_id.split(".")[:3] if t])
+            self.run.define_metric("train/global_step")
+            self.run.define_metric("train/*", step_metric="train/global_step")
+
+    def step(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        line = json.dumps(row) + "\n"
+        with open(self.path, "a") as fh:  # one write() per line: a kill leaves at most one cut line
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if self.run is not None:
+            self.run.log({"train/global_step": row["step"],
+                          **{f"train/{k}": v for k, v in row.items() if k != "step" and v is not None}})
+        if self.bar is not None:
+            self.bar.n = row["step"]
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+            self.bar.refresh()
+        else:
+            mfu = "n/a" if row.get("mfu") is None else f"{row['mfu']:.1%}"
+            log.info("step %d loss %.4f lr %.3e grad_norm %s tok/s/dev %.0f pad %.1f%% mfu %s peak_mem %.2fGiB%s",
+                     row["step"], row["loss"], row["lr"],
+                     "n/a" if row.get("grad_norm") is None else f"{row['grad_norm']:.3f}",
+                     row["tokens_per_s"], 100 * row["padding_frac"], mfu, row["peak_mem"] / 2**30,
+                     f" ckpt {row['ckpt_time']:.1f}s" if row.get("ckpt_time") else "")
+
+    def summary(self, values: dict) -> None:
+        if self.run is not None:
+            for k, v in values.items():
+                self.run.summary[k] = v
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.run is not None:
+            self.run.finish()
