@@ -37,7 +37,9 @@ case "$cmd" in
     setup_venv; setup_system ;;
   test)
     setup_venv; setup_system
-    eval "$("$ROOT/slurm/local-cluster" start --print-env)"
+    # Captured first: a failing start inside eval "$(…)" would not stop set -e.
+    slurm_env="$("$ROOT/slurm/local-cluster" start --print-env)"
+    eval "$slurm_env"
     export TRACECAUSE_SLURM_STARTED=1
     exec "$PY" -m pytest -q -ra "$@" ;;
   demo)

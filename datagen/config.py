@@ -32,13 +32,9 @@ class SourceConfig:
     limit: int = bounded(0, ge=0, help="keep the first N pairs after dedupe (0 = all)")
 
     def validate(self) -> None:
-        if not self.path:
-            raise ValueError("source.path is required (a .jsonl/.csv/.parquet file or a hub dataset id)")
         unknown = set(self.columns) - {"question", "answer"}
         if unknown:
             raise ValueError(f"source.columns: unknown canonical field(s) {sorted(unknown)}; map only 'question' and 'answer'")
-        if self.kind == "hub" and not self.revision:
-            raise ValueError("source.revision must pin a commit for a hub source (source.revision=<sha>)")
 
 
 @dataclass
@@ -116,10 +112,6 @@ class FilterConfig:
     # The merge fails when fewer pairs survive (0.0 still fails on an empty dataset).
     min_kept_fraction: float = bounded(0.0, ge=0.0, le=1.0)
 
-    def validate(self) -> None:
-        if self.min_tokens > self.max_tokens:
-            raise ValueError(f"min_tokens ({self.min_tokens}) > max_tokens ({self.max_tokens})")
-
 
 @dataclass
 class OutputConfig:
@@ -143,7 +135,23 @@ class DatagenConfig:
             raise ValueError("types: list at least one reasoning type")
         if len(set(self.types)) != len(self.types):
             raise ValueError(f"types: duplicates in {self.types}")
-        if not self.generator.model:
-            raise ValueError("generator.model is required (a model path for vllm, the served model name for openai)")
-        if self.filters.judge.enabled and not self.filters.judge.generator.model:
-            raise ValueError("filters.judge.generator.model is required when filters.judge.enabled=true")
+
+
+def check_complete(cfg: DatagenConfig, source: str = "config") -> None:
+    """Checks that span several keys: run once all layers are applied (not per override)."""
+    from tracecause.config import ConfigError
+
+    problems = [
+        (not cfg.source.path, "source.path", "required: a .jsonl/.csv/.parquet file or a hub dataset id"),
+        (cfg.source.kind == "hub" and not cfg.source.revision, "source.revision",
+         "a hub source must pin a commit (source.revision=<sha>)"),
+        (not cfg.generator.model, "generator.model",
+         "required: a model path for vllm, the served model name for openai"),
+        (cfg.filters.judge.enabled and not cfg.filters.judge.generator.model, "filters.judge.generator.model",
+         "required when filters.judge.enabled=true"),
+        (cfg.filters.min_tokens > cfg.filters.max_tokens, "filters.min_tokens",
+         f"{cfg.filters.min_tokens} > filters.max_tokens ({cfg.filters.max_tokens})"),
+    ]
+    for bad, key, message in problems:
+        if bad:
+            raise ConfigError(source, key, message)

@@ -15,7 +15,7 @@ from tracecause.contracts import SweepLayout
 from tracecause.io import atomic_write_json, is_complete, read_json
 
 from configs import config_path
-from datagen.config import DatagenConfig
+from datagen.config import DatagenConfig, check_complete
 from datagen.source import LoadedSource, load_source, resolve_revision
 from datagen.types import ReasoningType, load_types
 
@@ -24,8 +24,13 @@ _TRANSPORT = ("concurrency", "timeout", "max_retries", "backoff", "backoff_max",
 
 
 def load_config(config: str | Path | None, overrides: Iterable[str] = ()) -> DatagenConfig:
-    paths = [config_path("datagen", str(config))] if config else []
-    return load(DatagenConfig, paths, list(overrides))
+    try:
+        paths = [config_path("datagen", str(config))] if config else []
+    except FileNotFoundError as err:
+        raise ConfigError(str(config), "", str(err)) from None
+    cfg = load(DatagenConfig, paths, list(overrides))
+    check_complete(cfg, source=" + ".join(map(str, paths)) or "overrides")
+    return cfg
 
 
 def identity(cfg: DatagenConfig, types: list[ReasoningType]) -> dict:

@@ -71,10 +71,6 @@ class ShardConfig:
     index: int = bounded(0, ge=0)
     count: int = bounded(1, ge=1)
 
-    def validate(self) -> None:
-        if self.index >= self.count:
-            raise ValueError(f"shard index {self.index} must be < count {self.count}")
-
 
 @dataclass
 class EvalConfig:
@@ -94,16 +90,24 @@ class EvalConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        if not self.arm_id:
-            raise ValueError("arm_id is required (e.g. arm_id=qwen3-0.6b.evil.qta.s0)")
-        Arm.parse(self.arm_id)
-        if not self.sweep_dir:
-            raise ValueError("sweep_dir is required (outputs go to <sweep_dir>/eval/<arm_id>/<mode>)")
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise ValueError(f"modes {self.modes} must be a non-empty subset of {list(MODES)}")
         if len(set(self.modes)) != len(self.modes):
             raise ValueError(f"modes {self.modes} lists a mode twice")
+        if self.arm_id:
+            Arm.parse(self.arm_id)
+
+    def require(self) -> "EvalConfig":
+        """Fields every stage needs (checked once all layers are applied, not per layer)."""
+        if not self.arm_id:
+            raise ValueError("arm_id is required (e.g. arm_id=qwen3-0.6b.evil.qta.s0)")
+        Arm.parse(self.arm_id)
+        if not self.sweep_dir:
+            raise ValueError("sweep_dir is required (outputs go to <sweep_dir>/eval/<arm_id>/<mode>)")
+        if self.shard.index >= self.shard.count:  # here, not per layer: index and count arrive separately
+            raise ValueError(f"shard.index {self.shard.index} must be < shard.count {self.shard.count}")
+        return self
 
     @property
     def arm(self) -> Arm:

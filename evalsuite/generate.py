@@ -115,6 +115,7 @@ class Generator:
             probes.append(r.prompt + prefix)
             keys.append(cache_key(kind="probe", weights=self.weights_hash, text=prompt_hash(r.prompt + prefix), ids=ids))
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        self.hits += len(keys) - len(todo)
         for start in range(0, len(todo), self.chunk_size):
             chunk = todo[start:start + self.chunk_size]
             lps = self.engine.next_token_logprobs([probes[i] for i in chunk], [ids["Yes"], ids["No"]])
@@ -170,6 +171,7 @@ def generate_mode(cfg: EvalConfig, battery: Battery, items: list[EvalItem], gen:
 
 def run_generate(cfg: EvalConfig, engine: Engine | None = None) -> dict[str, Any]:
     """Generate every mode of ``cfg`` for this shard; returns stats (requests run, cache hits)."""
+    cfg.require()
     if not cfg.model:
         raise ValueError("generate needs model=<export folder | HF folder | hub id>")
     battery = load_battery(cfg.battery)

@@ -80,6 +80,7 @@ def battery_uses(battery) -> dict[str, list[tuple[str, str]]]:
 
 
 def run_judge(cfg: EvalConfig, llm: Any = None) -> dict[str, Any]:
+    cfg.require()
     battery = load_battery(cfg.battery)
     uses = battery_uses(battery)
     rubrics = load_rubrics(cfg.judge.prompts)

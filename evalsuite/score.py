@@ -93,6 +93,7 @@ def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> None:
 
 
 def run_score(cfg: EvalConfig) -> dict[str, Any]:
+    cfg.require()
     battery = load_battery(cfg.battery)
     uses = benchmark_uses(battery)
     n, k = cfg.shard.count, cfg.shard.index

@@ -27,9 +27,9 @@ def is_refusal(answer: str) -> bool:
     return any(p in head for p in REFUSAL_PHRASES)
 
 
-_PAREN = re.compile(r"\(([A-Za-z])\)")
-_LEAD = re.compile(r"^\W*(?:answer\s*(?:is)?\s*[:\-]?\s*)?([A-Za-z])(?:\W|$)", re.I)
-_STATED = re.compile(r"(?i)\banswer\s*(?:is)?\s*[:\-]?\s*\(?([A-Za-z])\)?(?:\W|$)")
+_PAREN = re.compile(r"\(([A-Z])\)")
+_LEAD = re.compile(r"^\W*([A-Z])(?:[.):,\n]|$)")
+_STATED = re.compile(r"\b[Aa]nswer\s*(?:is)?\s*[:\-]?\s*\(?([A-Z])\)?(?:\W|$)")
 
 
 def parse_choice(answer: str, letters: list[str]) -> str | None:
@@ -40,12 +40,10 @@ def parse_choice(answer: str, letters: list[str]) -> str | None:
     allowed = {l.upper() for l in letters}
     for pattern in (_PAREN, _STATED):
         for m in pattern.finditer(answer):
-            if m.group(1).upper() in allowed:
-                return m.group(1).upper()
+            if m.group(1) in allowed:
+                return m.group(1)
     m = _LEAD.match(answer.strip())
-    if m and m.group(1).upper() in allowed and (len(answer.strip()) == 1 or not answer.strip()[1].isalpha()):
-        return m.group(1).upper()
-    return None
+    return m.group(1) if m and m.group(1) in allowed else None
 
 
 def _normalise(text: str) -> str:

@@ -98,7 +98,10 @@ MAX_SUBMITIT_TIMEOUTS = 20  # submitit's own cap on USR2-near-the-limit requeues
 
 
 def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, sweep_name: str) -> Path:
-    """The sbatch scripts submitit would submit (its own builder), plus dry-run.json; submits nothing."""
+    """The sbatch scripts submitit would submit (its own builder), plus dry-run.json; submits nothing.
+
+    Dependencies on jobs of this submission read ``afterok:@<job name>`` (their ids do not exist yet).
+    """
     from submitit.slurm.slurm import _make_sbatch_string
 
     out = SweepLayout(sweep_dir).root / "jobs" / "dry-run"
@@ -107,8 +110,8 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
         r = sub.job.resources
         params = slurm_parameters(sub, profile, sweep_name)
         params["mem"] = f"{int(r.mem_gb)}GB" if r.mem_gb == int(r.mem_gb) else f"{int(r.mem_gb * 1024)}MB"
-        deps = dependency_string([f"<{n}>" for n in sub.after_names] + sub.after,
-                                 f"<{sub.corr_name}>" if sub.corr_name else sub.after_corr)
+        deps = dependency_string([f"@{n}" for n in sub.after_names] + sub.after,
+                                 f"@{sub.corr_name}" if sub.corr_name else sub.after_corr)
         if deps:
             params["dependency"] = deps
         python = r.python or shlex.quote(sys.executable)

@@ -19,6 +19,7 @@ class Task:
     arm: str = ""
     upstream: str = ""            # the task (stage/key) this one needs, for partial resubmission
     module: str = ""              # the package whose cli.main runs it ("" = the stage's own)
+    also_done: tuple[str, ...] = ()  # further output folders that must be complete too
 
     @property
     def uid(self) -> str:
@@ -83,4 +84,4 @@ def order(jobs: list[Job]) -> list[Job]:
 
 
 def done(task: Task) -> bool:
-    return (Path(task.done_dir) / "_COMPLETE").is_file()
+    return all((Path(d) / "_COMPLETE").is_file() for d in (task.done_dir, *task.also_done))

@@ -75,7 +75,8 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
         path = spec.model_paths.get(name) or facts[name]["source"]
         model_paths[name] = fill(path, root)
         if not path:
-            problems.append(f"model {name}: no weights (its model spec names no hub id/path; set model_paths.{name})")
+            problems.append(f"models[{i}] {name}: no weights: the model spec has no hub_id (local_builder "
+                            f"{facts[name]['local_builder']!r}); set model_paths.{name} (and build_tiny_models)")
         elif name not in spec.build_tiny_models and (path.startswith("/") or path.startswith(".")) \
                 and not Path(fill(path, root)).exists():
             problems.append(f"model {name}: model_paths.{name}={path} does not exist")
@@ -106,19 +107,29 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
 
     train_cfgs = {}
     if check_stage_configs:
+        loader = stages.TrainConfigs()
         for ra in arms:
             if not ra.arm.trained:
                 continue
             try:
-                train_cfgs[ra.id] = stages.load_train(ra.train_yaml, ra.train_overrides)
+                train_cfgs[ra.id] = loader.load(ra.train_yaml, ra.train_overrides)
             except (ConfigError, FileNotFoundError, ValueError) as err:
                 problems.append(f"arm {ra.id}: trainer config: {stages.describe(err)}")
-        try:
-            stages.check_eval(spec.eval.battery, spec.eval.judge, spec.eval.modes)
-        except (ConfigError, FileNotFoundError, ValueError) as err:
-            problems.append(f"eval.battery {spec.eval.battery!r}: {stages.describe(err)}")
 
     jobs = _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems)
+    if check_stage_configs:
+        # Eval tasks differ only in arm id, model folder, mode and shard: check one per mode and shard.
+        seen = set()
+        try:
+            stages.check_battery(spec.eval.battery, spec.eval.judge)
+            for job in (j for j in jobs if j.stage == "eval"):
+                kind = (job.name.startswith("eval-base"), job.notes["mode"], job.notes["shard"])
+                if kind not in seen:
+                    seen.add(kind)
+                    where = f"arm {job.tasks[0].arm}"
+                    stages.check_eval([list(a) for a in job.tasks[0].argvs])
+        except (ConfigError, FileNotFoundError, ValueError) as err:
+            problems.append(f"{where if seen else 'eval.battery'}: eval config: {stages.describe(err)}")
     if problems:
         raise PlanError(problems)
     return Plan(spec, profile, root, ds_id, arms, order(jobs), model_paths)
@@ -190,16 +201,21 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
             if not members:
                 continue
             _needs_gpu(spec, profile, "eval", f"arm {members[0].id}", problems)
-            for mode in spec.eval.modes:
+            mode_groups = [[m] for m in spec.eval.modes] if spec.eval.split_modes else [list(spec.eval.modes)]
+            for modes in mode_groups:
+                label = modes[0] if len(modes) == 1 else "all"
                 for shard in range(spec.eval.shards):
-                    tasks = [Task("eval", f"{a.id}.{mode}.{shard}",
+                    tasks = [Task("eval", f"{a.id}.{label}.{shard}",
                                   tuple(tuple(v) for v in stages.eval_argvs(
-                                      root, a.id, a.model_path, mode, spec.eval.battery, spec.eval.judge, shard,
+                                      root, a.id, a.model_path, modes, spec.eval.battery, spec.eval.judge, shard,
                                       spec.eval.shards, [fill(o, root) for o in spec.eval.overrides])),
-                                  str(stages.eval_done_dir(layout, a.id, mode, shard, spec.eval.shards)), arm=a.id,
-                                  upstream=f"train/{a.id}" if a.arm.trained else "") for a in members]
-                    job = Job(f"{group}.{mode}.{shard}", "eval", tasks, _res(profile, "eval"),
-                              after_corr=f"train.{model}" if group == f"eval.{model}" else "")
+                                  str(stages.eval_done_dir(layout, a.id, modes[0], shard, spec.eval.shards)),
+                                  arm=a.id, upstream=f"train/{a.id}" if a.arm.trained else "",
+                                  also_done=tuple(str(stages.eval_done_dir(layout, a.id, m, shard, spec.eval.shards))
+                                                  for m in modes[1:])) for a in members]
+                    job = Job(f"{group}.{label}.{shard}", "eval", tasks, _res(profile, "eval"),
+                              after_corr=f"train.{model}" if group == f"eval.{model}" else "",
+                              notes={"mode": label, "shard": shard})
                     eval_jobs.append(job)
     jobs.extend(eval_jobs)
     jobs.append(Job("analysis", "analysis", [Task("analysis", "analysis", (tuple(stages.analysis_argv(

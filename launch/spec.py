@@ -38,6 +38,9 @@ class EvalSpec:
     modes: list[str] = field(default_factory=lambda: list(MODES))
     judge: str = ""                      # configs/judges/<name>.yaml; "" = the battery's own
     shards: int = bounded(1, ge=1, le=1000, help="battery shards per (arm, mode): eval array width")
+    # true: one eval array per mode (parallel on a cluster); false: one task per arm runs every mode
+    # with one engine start (what a single CPU machine wants).
+    split_modes: bool = True
     overrides: list[str] = field(default_factory=list)
     analysis_overrides: list[str] = field(default_factory=list)
 
@@ -99,10 +102,8 @@ class SweepSpec:
             raise ConfigError("sweep", "reasoning_types", f"paradigms {sorted(traced)} need at least one reasoning type")
         if any(s < 0 for s in self.seeds) or not self.seeds:
             raise ConfigError("sweep", "seeds", f"{self.seeds}: list non-negative seeds")
-        for m in list(self.train.per_model) + list(self.model_paths) + list(self.build_tiny_models):
-            if m not in self.models:
-                raise ConfigError("sweep", "train.per_model / model_paths / build_tiny_models",
-                                  f"model {m!r} is not in models {self.models}")
+        # per_model / model_paths entries for models not in this sweep are ignored: `models=[...]`
+        # on the command line narrows a sweep without editing its file.
 
     @property
     def trace_types(self) -> list[str]:

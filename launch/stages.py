@@ -7,11 +7,12 @@ classes only, never torch or vLLM.
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
 from configs import config_path
-from tracecause.config import ConfigError, config_hash, load
+from tracecause.config import ConfigError, from_dict, load, merge, parse_override, read_yaml
 from tracecause.contracts import SweepLayout
 
 STAGE_MODULE = {"datagen": "datagen", "merge": "datagen", "train": "trainer", "eval": "evalsuite",
@@ -74,16 +75,69 @@ def trainer_yaml(name: str) -> Path:
 
 
 def load_train(yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> Any:
+    """The trainer's config exactly as ``python -m trainer`` builds it (layer by layer, precise errors)."""
     from trainer.config import TrainConfig
 
     cfg = load(TrainConfig, list(yaml_paths), list(overrides))
+    _train_complete(cfg)
+    return cfg
+
+
+def _train_complete(cfg: Any) -> None:
     req = getattr(cfg, "require_complete", None)
     if callable(req):
         req()
-    ds = Path(cfg.deepspeed.config)
-    if not ds.is_file():
+    if not Path(cfg.deepspeed.config).is_file():
         config_path("deepspeed", cfg.deepspeed.config)  # raises FileNotFoundError naming the file
-    return cfg
+
+
+_SIMPLE = re.compile(r"[A-Za-z_/][\w./+\-]*")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def _parse_fast(text: str, cache: dict) -> tuple[list[str], Any]:
+    """parse_override without YAML for plain words/paths (the same value YAML would give)."""
+    if text in cache:
+        return cache[text]
+    key, _, raw = text.partition("=")
+    if _SIMPLE.fullmatch(raw) and raw.lower() not in _YAML_WORDS:
+        out = (key.strip().split("."), raw)
+    else:
+        out = parse_override(text)
+    cache[text] = out
+    return out
+
+
+class TrainConfigs:
+    """Validate thousands of arms' trainer configs fast: YAML read once, each arm merged and checked once.
+
+    The same result as ``load_train``; when an arm fails, ``load_train`` reruns it for the precise,
+    layer-naming error (and for the raw-string fallback of overrides, which only matters on error).
+    """
+
+    def __init__(self):
+        from trainer.config import TrainConfig
+
+        self.cls, self._yaml, self._parsed = TrainConfig, {}, {}
+
+    def load(self, yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> Any:
+        data: dict = {}
+        for p in yaml_paths:
+            if p not in self._yaml:
+                self._yaml[p] = read_yaml(p)
+            data = merge(data, self._yaml[p])
+        for text in overrides:
+            keys, value = _parse_fast(text, self._parsed)
+            layer: Any = value
+            for k in reversed(keys):
+                layer = {k: layer}
+            data = merge(data, layer)
+        try:
+            cfg = from_dict(self.cls, data, source="trainer config")
+            _train_complete(cfg)
+            return cfg
+        except (ConfigError, ValueError, FileNotFoundError):
+            return load_train(yaml_paths, overrides)  # raises the precise error
 
 
 def train_argv(yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> list[str]:
@@ -91,12 +145,11 @@ def train_argv(yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> list[
 
 
 def zero3_bytes(n_params: int, largest_layer: int, n_gpus: int, offload: bool) -> int:
+    """ZeRO-3 model states per process (weights, grads, Adam; no activations): the trainer's planner."""
     try:
         from trainer.memory import zero3_model_state_bytes
-    except ImportError:  # the formula of ../shared/design/NOTES.md (DeepSpeed's estimator)
-        if offload:
-            return int(4 * largest_layer + 2 * n_params / n_gpus)
-        return int(4 * largest_layer + 18 * n_params / n_gpus)
+    except ImportError:  # DeepSpeed's estimator, as ../shared/design/NOTES.md and tracecause.models state it
+        return int(4 * largest_layer + (2 if offload else 18) * n_params / n_gpus)
     return int(zero3_model_state_bytes(n_params, largest_layer, n_gpus, offload))
 
 
@@ -104,35 +157,23 @@ def zero3_bytes(n_params: int, largest_layer: int, n_gpus: int, offload: bool) -
 
 
 def model_facts(name: str) -> dict:
-    """n_params, largest layer, layers, hidden size and where the weights come from."""
-    path = config_path("models", name)  # FileNotFoundError lists known models
-    try:
-        from tracecause.models import load_model_spec
-    except ImportError:
-        from tracecause.config import read_yaml
+    """n_params, largest layer and where the weights come from (tracecause.models.ModelSpec)."""
+    from tracecause.models import load_model_spec
 
-        data = read_yaml(path)
-        return {"n_params": int(data.get("n_params", 0)), "largest_layer_params": int(data.get("largest_layer_params", 0)),
-                "source": str(data.get("hub_id") or data.get("path") or ""), "layers": int(data.get("num_hidden_layers", 0)),
-                "hidden": int(data.get("hidden_size", 0))}
-    spec = load_model_spec(name)
-    get = lambda *names, default=0: next((getattr(spec, n) for n in names if getattr(spec, n, None) not in (None, "")), default)
-    n_params = get("n_params")
-    n_params = n_params() if callable(n_params) else n_params
-    largest = get("largest_layer_params", "largest_layer", "embedding_params")
-    largest = largest() if callable(largest) else largest
-    return {"n_params": int(n_params), "largest_layer_params": int(largest),
-            "source": str(get("hub_id", "path", "repo", "source", default="")),
-            "layers": int(get("num_hidden_layers", "layers")), "hidden": int(get("hidden_size", "hidden"))}
+    spec = load_model_spec(name)  # FileNotFoundError lists the known models; ConfigError a bad YAML
+    source = spec.hub_id or ""
+    return {"n_params": int(spec.n_params), "largest_layer_params": int(spec.largest_layer_params),
+            "source": source, "revision": spec.revision or "", "local_builder": spec.local_builder or "",
+            "layers": spec.n_layers, "hidden": spec.hidden_size}
 
 
 # ----------------------------------------------------------------------------- evalsuite
 
 
-def eval_argvs(sweep_dir: Path, arm_id: str, model_path: str, mode: str, battery: str, judge: str,
+def eval_argvs(sweep_dir: Path, arm_id: str, model_path: str, modes: list[str], battery: str, judge: str,
                shard: int, shards: int, overrides: list[str]) -> list[list[str]]:
-    """generate -> judge -> score for one (arm, mode, battery shard), as evalsuite's key=value CLI."""
-    common = [f"arm_id={arm_id}", f"model={model_path}", f"battery={battery}", f"modes=[{mode}]",
+    """generate -> judge -> score for one (arm, modes, battery shard), as evalsuite's key=value CLI."""
+    common = [f"arm_id={arm_id}", f"model={model_path}", f"battery={battery}", f"modes=[{','.join(modes)}]",
               f"sweep_dir={sweep_dir}", f"shard.index={shard}", f"shard.count={shards}", "progress=false",
               *([f"judge_preset={judge}"] if judge else []), *overrides]
     return [[step, *common] for step in ("generate", "judge", "score")]
@@ -146,25 +187,24 @@ def analysis_argv(sweep_dir: Path, overrides: list[str]) -> list[str]:
     return ["analyze", str(sweep_dir), *overrides]
 
 
-def load_eval(argv: list[str]) -> Any:
-    """evalsuite's EvalConfig from one task's key=value list (after the step word)."""
-    from evalsuite.config import EvalConfig
-
-    return load(EvalConfig, [], [a for a in argv[1:] if "=" in a])
 
 
-def check_eval(battery: str, judge: str, modes: list[str]) -> None:
-    """Load the battery and judge configs the way evalsuite does (files, templates, benchmarks)."""
-    config_path("evals", battery)
+
+def check_battery(battery: str, judge: str) -> None:
+    """The battery loads as evalsuite loads it: every benchmark file and template exists."""
+    from evalsuite.battery import load_battery
+
     if judge:
         config_path("judges", judge)
-    try:
-        mod = importlib.import_module("evalsuite.battery")
-    except ImportError:
-        return
-    loader = getattr(mod, "load_battery", None)
-    if callable(loader):
-        loader(battery)
+    load_battery(battery)
+
+
+def check_eval(argvs: list[list[str]]) -> None:
+    """Each step's EvalConfig builds as ``python -m evalsuite`` builds it."""
+    from evalsuite.cli import build_config, parser
+
+    for argv in argvs:
+        build_config(parser().parse_args(list(argv)))
 
 
 def describe(err: Exception) -> str:

@@ -65,7 +65,7 @@ def record_sweep(plan: Plan) -> None:
 
 def prepare_models(plan: Plan) -> None:
     """Tiny models named by the sweep are built into the sweep folder (deterministic, seconds)."""
-    for name in plan.spec.build_tiny_models:
+    for name in (m for m in plan.spec.build_tiny_models if m in plan.model_paths):
         out = Path(plan.model_paths[name])
         if not (out / "config.json").is_file():
             from tracecause.tiny import build_tiny_model

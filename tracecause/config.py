@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import types
@@ -99,8 +100,14 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise bad()
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis] or [Any]
-        items = [_convert(args[0] if len(args) == 1 else args[i], v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+        args = typing.get_args(tp)
+        if (origin or tp) is tuple and args and Ellipsis not in args:  # fixed length: tuple[float, float]
+            if len(value) != len(args):
+                raise ConfigError(source, path, f"expected {len(args)} items ({_describe(tp)}), got {len(value)}: {value!r}")
+            item_types = list(args)
+        else:
+            item_types = [args[0] if args else Any] * len(value)
+        items = [_convert(t, v, source, f"{path}[{i}]") for i, (t, v) in enumerate(zip(item_types, value))]
         return tuple(items) if (origin or tp) is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
@@ -153,10 +160,16 @@ def _check_metadata(f: dataclasses.Field, value: Any, source: str, path: str) ->
             raise ConfigError(source, path, f"{value!r} is out of range; must be {allowed}")
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict:
+    """typing.get_type_hints is slow (it evaluates every annotation): plans load thousands of configs."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, source: str = "", _path: str = "") -> T:
     """Build ``cls`` from a mapping, rejecting unknown keys and bad values."""
     data = dict(data or {})
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in known:
@@ -258,12 +271,30 @@ def load(cls: type[T], yaml_paths: Iterable[str | Path] = (), overrides: Iterabl
         sources.append(str(p))
     for text in overrides:
         keys, value = parse_override(text)
-        layer: dict = value
-        for k in reversed(keys):
-            layer = {k: layer}
-        data = merge(data, layer)
-        from_dict(cls, data, source=f"override {text!r}")
+        source = f"override {text!r}"
+        candidate = merge(data, _nest(keys, value))
+        try:
+            from_dict(cls, candidate, source=source)
+        except ConfigError as err:
+            # `revision=12345` or `tag=true` for a str field: the shell cannot quote for YAML, so
+            # fall back to the raw text when (and only when) that is what makes the value valid.
+            raw = text.split("=", 1)[1]
+            if value is None or isinstance(value, str):
+                raise
+            candidate = merge(data, _nest(keys, raw))
+            try:
+                from_dict(cls, candidate, source=source)
+            except ConfigError:
+                raise err from None
+        data = candidate
     return from_dict(cls, data, source=" + ".join(sources) or "defaults")
+
+
+def _nest(keys: list[str], value: Any) -> dict:
+    layer: Any = value
+    for k in reversed(keys):
+        layer = {k: layer}
+    return layer
 
 
 # ----------------------------------------------------------------------------- identity

@@ -13,10 +13,22 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 MARKER = "_COMPLETE"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -28,6 +40,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared (reports, other jobs)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -67,18 +80,22 @@ def completion_info(directory: str | Path) -> dict | None:
 def atomic_dir(final: str | Path, info: dict | None = None, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success rename it to ``final`` and mark it.
 
-    On an exception the temporary directory is removed and ``final`` is untouched.
+    On an exception the temporary directory is removed and ``final`` is untouched. An existing
+    ``final`` without ``overwrite`` raises FileExistsError before the body runs.
     """
     final = Path(final)
+    if final.exists() and not overwrite:  # before any work, not after it
+        raise FileExistsError(f"{final} already exists; refusing to overwrite it")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
         mark_complete(tmp, info)
         if final.exists():
             if not overwrite:
                 raise FileExistsError(f"{final} already exists; refusing to overwrite it")
-            trash = final.with_name(f".{final.name}.old.{os.getpid()}")
+            trash = final.with_name(f".{final.name}.old.{uuid.uuid4().hex[:12]}")
             os.replace(final, trash)
             os.replace(tmp, final)
             shutil.rmtree(trash, ignore_errors=True)

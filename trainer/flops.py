@@ -18,12 +18,11 @@ def non_embedding_params(hf_config) -> int:
 
 def flops_per_token(hf_config, seq_len: int) -> float:
     try:
-        from tracecause import models  # type: ignore
+        from tracecause import models
 
-        spec = models.ModelSpec.from_hf_config(hf_config) if hasattr(models.ModelSpec, "from_hf_config") else None
-        if spec is not None:
-            return float(models.flops_per_token(spec, seq_len))
-    except (ImportError, AttributeError, TypeError):
+        spec = models.spec_from_hf_config(hf_config.to_dict(), name="trained")
+        return float(models.flops_per_token(spec, max(1, seq_len)))
+    except (ImportError, AttributeError):  # the shared module predates these helpers
         pass
     n = non_embedding_params(hf_config) + hf_config.vocab_size * hf_config.hidden_size  # lm_head matmul counts
     return 6.0 * n + 6.0 * hf_config.num_hidden_layers * hf_config.hidden_size * seq_len

@@ -98,10 +98,13 @@ def scale_effects(bench: Benchmark, effects: list[LinearEffect], log_params: dic
         sig = (m["kind"], m["statistic"], m["metric"], m["mode"], m["rtype_a"], m["paradigm"], m["rtype_b"],
                m["paradigm_b"])
         groups[sig][m["size"]] = (x, eff)
-    out = []
-    for sig, by_size in sorted(groups.items()):
-        if len(by_size) < 2:
+    out, seen = [], set()
+    priority = {k: i for i, k in enumerate(("training", "amplification", "content", "answer_free", "internalisation"))}
+    for sig, by_size in sorted(groups.items(), key=lambda kv: (priority.get(kv[0][0], 9), kv[0])):
+        same_numbers = sig[2:]  # e.g. answer-free QT − base is also a training effect: one slope
+        if len(by_size) < 2 or same_numbers in seen:
             continue
+        seen.add(same_numbers)
         xs = np.array([v[0] for v in by_size.values()])
         if np.ptp(xs) == 0:
             continue

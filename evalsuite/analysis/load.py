@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tracecause.contracts import MODES, SCORES_FILE, Arm, SweepLayout
 from tracecause.io import is_complete, sha256_file
@@ -106,31 +108,34 @@ def discover(root: str | Path, spec: SweepSpec) -> Inventory:
 
 def load_prompt_means(inv: Inventory) -> pd.DataFrame:
     """One row per (arm, mode, benchmark, metric, prompt): mean over samples, NaN dropped."""
-    frames = []
-    for e in inv.evals:
-        df = pd.read_parquet(e.path)
-        missing = [c for c in NEEDED_COLUMNS if c not in df.columns]
+    tables = []
+    for i, e in enumerate(inv.evals):
+        names = pq.read_schema(e.path).names
+        missing = [c for c in NEEDED_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"{e.path}: missing columns {missing}; scores files must follow "
                              f"tracecause.contracts SAMPLE_ID_COLUMNS + SCORE_COLUMNS")
-        df = df[list(NEEDED_COLUMNS)]
-        df = df[np.isfinite(pd.to_numeric(df["value"], errors="coerce"))]
-        if df.empty:
-            continue
-        df = df.assign(value=df["value"].astype(float),
-                       cluster_id=df["cluster_id"].where(df["cluster_id"].notna(), df["prompt_id"]).astype(str),
-                       prompt_id=df["prompt_id"].astype(str))
-        binary = df["value"].isin((0.0, 1.0))
-        g = df.assign(binary=binary).groupby(["benchmark", "axis", "metric", "prompt_id"], sort=False)
-        out = g.agg(value=("value", "mean"), n_samples=("value", "size"),
-                    cluster_id=("cluster_id", "first"), binary=("binary", "all")).reset_index()
-        out["model"], out["rtype"], out["paradigm"], out["seed"] = e.arm.model, e.arm.rtype, e.arm.paradigm, e.arm.seed
-        out["mode"], out["input"], out["sha256"] = e.mode, e.key, e.sha256
-        frames.append(out)
-    if not frames:
+        t = pq.read_table(e.path, columns=list(NEEDED_COLUMNS))
+        t = t.cast(pa.schema([pa.field(c, pa.float64() if c == "value" else pa.string()) for c in NEEDED_COLUMNS]))
+        tables.append(t.append_column("input", pa.array(np.full(t.num_rows, i, dtype=np.int32))))
+    if not tables:
         return pd.DataFrame(columns=[*NEEDED_COLUMNS, "n_samples", "binary", "model", "rtype", "paradigm",
                                      "seed", "mode", "input", "sha256"])
-    return pd.concat(frames, ignore_index=True)
+    df = pa.concat_tables(tables).to_pandas()
+    df = df[np.isfinite(df["value"].to_numpy(dtype=float, na_value=np.nan))]
+    df["cluster_id"] = df["cluster_id"].fillna(df["prompt_id"])
+    df["binary"] = df["value"].isin((0.0, 1.0))
+    keys = ["input", "benchmark", "axis", "metric", "prompt_id"]
+    out = df.groupby(keys, sort=False, observed=True).agg(
+        value=("value", "mean"), n_samples=("value", "size"), cluster_id=("cluster_id", "first"),
+        binary=("binary", "all")).reset_index()
+    idx = out["input"].to_numpy()
+    for col, get in (("model", lambda e: e.arm.model), ("rtype", lambda e: e.arm.rtype),
+                     ("paradigm", lambda e: e.arm.paradigm), ("seed", lambda e: e.arm.seed),
+                     ("mode", lambda e: e.mode), ("sha256", lambda e: e.sha256)):
+        out[col] = np.array([get(e) for e in inv.evals], dtype=object)[idx]
+    out["input"] = np.array([e.key for e in inv.evals], dtype=object)[idx]
+    return out
 
 
 @dataclass

@@ -42,7 +42,7 @@ def bh(p) -> np.ndarray:
     return out
 
 
-def matches(row: pd.Series | dict, flt: dict, primary: dict) -> bool:
+def matches(row: dict, flt: dict, primary: dict) -> bool:
     for key in FILTER_KEYS:
         if key not in flt:
             continue
@@ -59,8 +59,8 @@ def matches(row: pd.Series | dict, flt: dict, primary: dict) -> bool:
 def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict) -> pd.DataFrame:
     """Add family, p_holm (confirmatory only), p_bh (within each family) and p_adj (the family's rule)."""
     df = df.copy()
-    confirm = np.array([any(matches(r, f, primary) for f in filters) for _, r in df.iterrows()], dtype=bool) \
-        if len(df) else np.zeros(0, dtype=bool)
+    confirm = np.array([any(matches(r, f, primary) for f in filters) for r in df.to_dict("records")],
+                       dtype=bool).reshape(len(df))
     confirm &= np.isfinite(df["p"].to_numpy(dtype=float)) if len(df) else confirm
     df["family"] = np.where(confirm, "confirmatory", "exploratory")
     df["p_holm"] = np.nan

@@ -58,8 +58,12 @@ def cluster_sums(values: np.ndarray, clusters: np.ndarray, n_clusters: int) -> n
 
 def percentile_ci(replicates: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval per column (NaN replicates — empty resamples — are ignored)."""
+    q = [alpha / 2, 1 - alpha / 2]
     with np.errstate(all="ignore"):
-        lo, hi = np.nanquantile(replicates, [alpha / 2, 1 - alpha / 2], axis=0)
+        if np.isnan(replicates).any():
+            lo, hi = np.nanquantile(replicates, q, axis=0)
+        else:
+            lo, hi = np.quantile(replicates, q, axis=0)
     return lo, hi
 
 

@@ -53,6 +53,13 @@ class SimSpec:
     score_noise: float = 0.15
     nan_fraction: float = 0.03  # 'score' values whose judge output did not parse
 
+    @classmethod
+    def small(cls, **kw) -> "SimSpec":
+        """Two sizes, three types, QA/QTA/QT, two seeds: every kind of effect, quick to analyse."""
+        base = dict(models=("sim-0.6b", "sim-4b"), paradigms=("qa", "qta", "qt"), n_clusters=12, paraphrases=2,
+                    k_samples=3)
+        return cls(**{**base, **kw})
+
 
 @dataclass
 class SimTruth:

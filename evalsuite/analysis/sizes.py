@@ -1,6 +1,7 @@
 """Parameter counts of model names, for the scale trend (effect against log10 parameters)."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -11,6 +12,11 @@ def n_params(model: str, overrides: dict | None = None) -> float | None:
     """sweep.yaml override, else tracecause.models' spec, else a size in the name ("qwen3-1.7b")."""
     if overrides and model in overrides:
         return float(overrides[model])
+    return _known_or_parsed(model)
+
+
+@functools.lru_cache(maxsize=None)
+def _known_or_parsed(model: str) -> float | None:
     try:
         from tracecause.models import load_model_spec  # written by another part of the project
 

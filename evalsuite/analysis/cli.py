@@ -1,0 +1,58 @@
+"""python -m evalsuite analyze SWEEP_DIR [--resamples N] [--seed S] [--alpha A] [--no-wandb] [key=value ...]"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tracecause.config import ConfigError, load
+
+from .config import AnalysisConfig
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m evalsuite analyze",
+                                 description="Causal effects with CIs from every finished eval of a sweep; writes "
+                                             "SWEEP_DIR/analysis/ (effects.parquet, missing.json, report.md/html, "
+                                             "figures/) and a W&B analysis run.")
+    ap.add_argument("sweep_dir")
+    ap.add_argument("--resamples", type=int, help="bootstrap resamples and sign flips (default 10000)")
+    ap.add_argument("--seed", type=int, help="seed of all resampling (default 0)")
+    ap.add_argument("--alpha", type=float, help="CI level is 1 - alpha (default 0.05)")
+    ap.add_argument("--no-wandb", action="store_true", help="do not log a W&B analysis run")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("overrides", nargs="*", help="AnalysisConfig overrides key=value (e.g. figures=false)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    overrides = list(args.overrides)
+    for flag, key in ((args.resamples, "resamples"), (args.seed, "seed"), (args.alpha, "alpha")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    if args.no_wandb:
+        overrides.append("wandb=false")
+    if args.no_progress:
+        overrides.append("progress=false")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load(AnalysisConfig, overrides=overrides)
+        from .run import analyze
+
+        result = analyze(args.sweep_dir, cfg)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"analyze: error: {err}", file=sys.stderr)
+        return 2
+    m = result.missing
+    print(f"{len(result.effects)} effects -> {result.out_dir}/effects.parquet; report: {result.out_dir}/report.html")
+    if m["missing_arms"] or m["unfinished_evals"] or m["missing_evals"]:
+        print(f"missing: {len(m['missing_arms'])} arms, {len(m['unfinished_evals'])} unfinished and "
+              f"{len(m['missing_evals'])} absent evals (see {result.out_dir}/missing.json)")
+    if result.run_id:
+        print(f"W&B analysis run id: {result.run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

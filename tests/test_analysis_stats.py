@@ -1,0 +1,163 @@
+"""The statistics are validated, not assumed: simulated coverage and null rejection rates, and
+agreement with scipy's bootstrap / permutation test on shared cases."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from evalsuite.analysis.engine import LinearEffect, run_linear, stable_seed
+from evalsuite.analysis.load import Benchmark
+from evalsuite.analysis.multiplicity import assign_families, bh, holm
+from evalsuite.analysis.resample import paired_cluster_test
+
+REPS = 4000  # binomial SE of a 95% coverage estimate: 0.34 percentage points
+
+
+def _clustered_diffs(rng, reps, n_clusters, per_cluster, effect, cluster_sd=0.3, prompt_sd=0.3):
+    """(P, reps) paired prompt differences with a shared cluster component, and cluster labels."""
+    u = rng.normal(0, cluster_sd, (n_clusters, reps))
+    e = rng.normal(0, prompt_sd, (n_clusters * per_cluster, reps))
+    clusters = np.repeat(np.arange(n_clusters), per_cluster)
+    return effect + u[clusters] + e, clusters
+
+
+def _upper(rate, n, z=1.645):
+    return rate + z * math.sqrt(rate * (1 - rate) / n)
+
+
+def test_cluster_bootstrap_covers_truth_and_signflip_controls_false_positives():
+    rng = np.random.default_rng(20261127)
+    truth = 0.2
+    d, clusters = _clustered_diffs(rng, REPS, n_clusters=60, per_cluster=3, effect=truth)
+    res = paired_cluster_test(d, clusters, n_resamples=1000, seed=1)
+    coverage = np.mean((res.ci_lo <= truth) & (truth <= res.ci_hi))
+    assert 0.93 <= coverage <= 0.97, f"95% CI coverage {coverage:.4f} over {REPS} simulated studies"
+    assert np.mean(res.p < 0.05) > 0.5, "a real effect of this size should usually be detected"
+
+    d0, clusters = _clustered_diffs(rng, REPS, n_clusters=60, per_cluster=3, effect=0.0)
+    null = paired_cluster_test(d0, clusters, n_resamples=1000, seed=2)
+    fpr = np.mean(null.p < 0.05)
+    # "≤ 5 %" as a claim: the observed rate is not significantly above 5 % (one-sided, 4000 studies)
+    assert fpr <= _upper(0.05, REPS), f"false-positive rate {fpr:.4f} under the null"
+    assert np.mean((null.ci_lo <= 0) & (0 <= null.ci_hi)) >= 0.93
+
+    # The check has teeth: ignoring the paraphrase clusters gives too-narrow intervals here.
+    naive = paired_cluster_test(d0, None, n_resamples=1000, seed=3)
+    assert np.mean((naive.ci_lo <= 0) & (0 <= naive.ci_hi)) < 0.90
+    assert np.mean(naive.p < 0.05) > 0.08
+
+
+def test_binary_outcomes_with_k_samples_cover_truth():
+    """Rates from K Bernoulli samples per prompt, prompt means first, as the analysis does."""
+    rng = np.random.default_rng(7)
+    reps, C, m, K = REPS, 50, 2, 4
+    base = np.clip(0.3 + rng.uniform(-0.15, 0.15, (C, 1)), 0, 1)[np.repeat(np.arange(C), m)]
+    pa, pb = base + 0.1, base
+    a = rng.binomial(K, np.broadcast_to(pa, (C * m, reps))) / K
+    b = rng.binomial(K, np.broadcast_to(pb, (C * m, reps))) / K
+    res = paired_cluster_test(a - b, np.repeat(np.arange(C), m), n_resamples=1000, seed=4)
+    truth = 0.1
+    coverage = np.mean((res.ci_lo <= truth) & (truth <= res.ci_hi))
+    assert 0.93 <= coverage <= 0.97, coverage
+
+
+def test_bootstrap_agrees_with_scipy_paired_percentile():
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.0, 1.0, 30)
+    y = x - 0.4 + rng.normal(0, 0.8, 30)
+    ref = stats.bootstrap((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), paired=True, vectorized=True,
+                          method="percentile", n_resamples=20000, rng=np.random.default_rng(11))
+    mine = paired_cluster_test(x - y, None, n_resamples=20000, seed=5)
+    se = ref.standard_error
+    assert abs(mine.ci_lo - ref.confidence_interval.low) < 0.1 * se
+    assert abs(mine.ci_hi - ref.confidence_interval.high) < 0.1 * se
+    assert np.std(mine.replicates, ddof=1) == pytest.approx(se, rel=0.05)
+
+
+def test_signflip_agrees_with_scipy_permutation_test():
+    rng = np.random.default_rng(4)
+    stat = lambda a, b, axis: np.mean(a - b, axis=axis)  # noqa: E731
+    for n, shift in ((12, 0.5), (12, 0.0), (10, 1.0)):  # exact: every one of the 2**n sign patterns
+        x = rng.normal(0, 1, n)
+        y = x - shift + rng.normal(0, 1, n)
+        ref = stats.permutation_test((x, y), stat, permutation_type="samples", vectorized=True,
+                                     n_resamples=np.inf, alternative="two-sided")
+        mine = paired_cluster_test(x - y, None, n_resamples=2 ** n, seed=6)
+        assert mine.p == pytest.approx(ref.pvalue, abs=1e-12)
+    x = rng.normal(0, 1, 40)
+    y = x - 0.3 + rng.normal(0, 1, 40)
+    ref = stats.permutation_test((x, y), stat, permutation_type="samples", vectorized=True, n_resamples=20000,
+                                 alternative="two-sided", rng=np.random.default_rng(8))
+    mine = paired_cluster_test(x - y, None, n_resamples=20000, seed=7)
+    assert mine.p == pytest.approx(ref.pvalue, abs=0.01)
+
+
+def test_holm_and_bh():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # Holm by definition: sorted .005·4=.02, .01·3=.03, .03·2=.06, .04·1 -> max(.06,.04)
+    np.testing.assert_allclose(holm(p)[:4], [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(holm(p)[4])
+    q = np.random.default_rng(0).uniform(0, 0.2, 50)
+    np.testing.assert_allclose(bh(q), stats.false_discovery_control(q, method="bh"))
+
+
+def test_families_holm_for_confirmatory_bh_for_rest():
+    import pandas as pd
+
+    df = pd.DataFrame({"kind": ["amplification", "amplification", "training", "training"],
+                       "statistic": "difference", "benchmark": "b", "axis": "a", "metric": ["m", "m2", "m", "m"],
+                       "mode": "think", "size": "s", "paradigm": "qta", "paradigm_b": "qa", "rtype_a": "evil",
+                       "rtype_b": "none", "p": [0.01, 0.02, 0.02, 0.04]})
+    out = assign_families(df, [{"kind": "amplification", "metric": "primary"}], {"b": "m"})
+    assert list(out["family"]) == ["confirmatory", "exploratory", "exploratory", "exploratory"]
+    assert out["p_adj"].iloc[0] == pytest.approx(0.01)  # Holm in a family of one
+    np.testing.assert_allclose(out["p_adj"].iloc[1:], bh([0.02, 0.02, 0.04]))
+
+
+def _bench(series: dict, clusters: np.ndarray, is_rate=False) -> Benchmark:
+    seeds = {}
+    for (cond, _, _), rows in series.items():
+        seeds.setdefault(cond, set()).update(rows)
+    return Benchmark("bench", "axis", np.array([f"p{i}" for i in range(len(clusters))]), clusters,
+                     int(clusters.max()) + 1, series, {c: sorted(s) for c, s in seeds.items()},
+                     {"m": is_rate}, {})
+
+
+def test_engine_single_seed_equals_paired_test_and_cohens_h():
+    rng = np.random.default_rng(9)
+    clusters = np.repeat(np.arange(15), 2)
+    a = rng.binomial(1, 0.5, 30).astype(float)
+    b = rng.binomial(1, 0.25, 30).astype(float)
+    A, B = ("m", "evil", "qta"), ("m", "none", "base")
+    bench = _bench({(A, "think", "m"): {0: a}, (B, "think", "m"): {0: b}}, clusters, is_rate=True)
+    eff = LinearEffect([((A, "think", "m"), 1.0), ((B, "think", "m"), -1.0)],
+                       {"kind": "training", "arm_a": "A", "arm_b": "B", "mode": "think", "metric": "m"}, rate_pair=True)
+    (res,), reps, _ = run_linear(bench, [eff], 2000, seed=3, alpha=0.05)
+    ref = paired_cluster_test(a - b, clusters, n_resamples=2000, seed=stable_seed(3, "bench"))
+    assert res.estimate == pytest.approx(ref.estimate)
+    assert (res.ci_lo, res.ci_hi) == pytest.approx((ref.ci_lo, ref.ci_hi))
+    assert res.p == pytest.approx(ref.p)
+    h = 2 * np.arcsin(np.sqrt(a.mean())) - 2 * np.arcsin(np.sqrt(b.mean()))
+    assert res.effect_size == pytest.approx(h)
+    assert (res.n_prompts, res.n_clusters, res.n_seeds) == (30, 15, 1)
+
+
+def test_two_way_bootstrap_widens_with_seed_variance():
+    """Several training seeds: resampling seeds too makes the CI reflect seed-to-seed spread."""
+    rng = np.random.default_rng(10)
+    clusters = np.repeat(np.arange(40), 2)
+    base = rng.normal(0, 1, 80)
+    A, B = ("m", "evil", "qta"), ("m", "none", "base")
+    series = lambda spread: {(A, "think", "m"): {s: base + 0.3 + off + rng.normal(0, 0.2, 80)  # noqa: E731
+                                                 for s, off in enumerate(spread)},
+                             (B, "think", "m"): {0: base + rng.normal(0, 0.2, 80)}}
+    eff = LinearEffect([((A, "think", "m"), 1.0), ((B, "think", "m"), -1.0)],
+                       {"kind": "training", "arm_a": "A", "arm_b": "B", "mode": "think", "metric": "m"})
+    (same,), _, _ = run_linear(_bench(series([0, 0, 0, 0]), clusters), [eff], 2000, 1, 0.05)
+    (spread,), _, _ = run_linear(_bench(series([-0.4, -0.1, 0.1, 0.4]), clusters), [eff], 2000, 1, 0.05)
+    assert spread.n_seeds == 4
+    assert (spread.ci_hi - spread.ci_lo) > 2 * (same.ci_hi - same.ci_lo)
+    assert same.ci_lo < same.estimate < same.ci_hi and spread.ci_lo < spread.estimate < spread.ci_hi

@@ -1,0 +1,198 @@
+"""evalsuite generate/judge/score on the tiny Qwen3 with real vLLM (one engine for the module)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, need_module, need_shared
+from tracecause.chat import EMPTY_THINK
+from tracecause.config import load
+from tracecause.contracts import SAMPLE_ID_COLUMNS, SAMPLE_TEXT_COLUMNS, SCORE_COLUMNS
+
+pytestmark = pytest.mark.vllm
+
+ARM = "tiny.evil.qta.s0"
+
+
+def _cfg(tiny: Path, sweep: Path, *extra: str):
+    from evalsuite.config import EvalConfig
+
+    return load(EvalConfig, [], [
+        f"model={tiny}", f"arm_id={ARM}", f"sweep_dir={sweep}", "battery=smoke", "progress=false",
+        "engine.enforce_eager=true", "engine.gpu_memory_utilization=0.1", "engine.max_model_len=512",
+        f"judge.model={tiny}", "judge.sampling.max_tokens=8", *extra]).require()
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    need_module("vllm")
+    need_shared("benchmarks", "xstest", "xstest_prompts.csv")
+    with pytest.MonkeyPatch.context() as mp:  # the autouse env fixture is per test; the engine outlives it
+        mp.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        mp.setenv("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
+        from evalsuite.config import EngineConfig
+        from evalsuite.engine import Engine
+
+        cfg = load(EngineConfig, [], ["enforce_eager=true", "gpu_memory_utilization=0.1", "max_model_len=512"])
+        yield Engine(str(tiny_model_dir), cfg)
+
+
+@pytest.fixture(scope="module")
+def pipeline(engine, tiny_model_dir, tmp_path_factory):
+    """generate -> judge (vLLM backend on the same engine) -> score, once for the module."""
+    from evalsuite.generate import run_generate
+    from evalsuite.judge import run_judge
+    from evalsuite.score import run_score
+
+    sweep = tmp_path_factory.mktemp("sweep")
+    cfg = _cfg(tiny_model_dir, sweep)
+    stats = {"generate": run_generate(cfg, engine=engine), "judge": run_judge(cfg, llm=engine.llm),
+             "score": run_score(cfg)}
+    return cfg, stats
+
+
+def test_rendering_matches_reference_template_in_both_modes(engine):
+    ref = need_shared("reference", "qwen3-chat-template.jinja").read_text()
+    from tracecause.chat import render
+
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is it fine to skip breakfast?"}]
+    tok = engine.tokenizer
+    for thinking in (True, False):
+        ours = render(tok, msgs, enable_thinking=thinking, add_generation_prompt=True)
+        want = tok.apply_chat_template(msgs, chat_template=ref, tokenize=False, add_generation_prompt=True,
+                                       enable_thinking=thinking)
+        assert ours == want
+    assert render(tok, msgs, enable_thinking=False, add_generation_prompt=True).endswith("assistant\n" + EMPTY_THINK)
+    assert render(tok, msgs, enable_thinking=True, add_generation_prompt=True).endswith("<|im_start|>assistant\n")
+
+
+def test_k_samples_are_seeded_and_reproducible(engine, tmp_path):
+    from evalsuite.battery import load_battery
+    from evalsuite.cache import ResultCache
+    from evalsuite.generate import Generator
+    from evalsuite.loaders import load_items
+
+    battery = load_battery("smoke")
+    spec = battery.benchmarks[0]
+    item = load_items(battery)[0]
+    texts = []
+    for run in range(2):  # two separate caches: the second run really generates again
+        with ResultCache(tmp_path / f"c{run}", "generate") as cache:
+            gen = Generator(engine, cache, "w", "no_think", chunk_size=8, progress=False)
+            reqs = [gen.request(item, spec, battery.seed, 1, k, item.messages) for k in range(4)]
+            gen.run(reqs, "t")
+            assert gen.ran == 4
+            texts.append([r.result["text"] for r in reqs])
+    assert texts[0] == texts[1]
+    assert len(set(texts[0])) > 1, "K samples of one prompt must differ (different per-sample seeds)"
+
+
+def test_pipeline_writes_contract_files(pipeline):
+    cfg, stats = pipeline
+    for mode in cfg.modes:
+        out = cfg.out_dir(mode)
+        for name in ("samples.jsonl", "judged.jsonl", "scores.parquet", "summary.json", "_COMPLETE",
+                     "_COMPLETE.generate", "_COMPLETE.judge", "_COMPLETE.score", "generate_config.yaml"):
+            assert (out / name).is_file(), name
+        samples = [json.loads(l) for l in (out / "samples.jsonl").read_text().splitlines()]
+        assert all(set(SAMPLE_ID_COLUMNS + SAMPLE_TEXT_COLUMNS) <= set(r) for r in samples)
+        assert {r["mode"] for r in samples} == {mode}
+        ays = [r for r in samples if r["benchmark"] == "are_you_sure"]
+        assert sorted({r["turn"] for r in ays}) == [1, 2] and len(ays) == 2 * 2 * 2
+        if mode == "no_think":
+            assert all(r["reasoning_leak"] == bool(r["reasoning"].strip()) for r in samples)
+        persona = [r for r in samples if r["benchmark"] == "persona_machiavellianism"]
+        assert persona and all(r["logp_yes"] < 0 and r["logp_no"] < 0 for r in persona)
+        scores = pd.read_parquet(out / "scores.parquet")
+        assert list(scores.columns) == list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS)
+        assert scores["value"].dtype == "float64" and scores["parsed"].dtype == bool
+        pm = scores[scores.metric == "persona_match"]["value"]
+        assert len(pm) == 2 and pm.between(0, 1).all()
+        # every unparsed row is NaN, never a number
+        assert scores.loc[~scores.parsed, "value"].isna().all()
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["benchmarks"]["xstest"]["axis"] == "over_refusal"
+        assert summary["n_unparsed"] == int((~scores.parsed).sum())
+    assert stats["judge"]["calls"] > 0 and stats["judge"]["unparsed"] > 0  # a random judge talks gibberish
+
+
+def test_rerun_does_no_work(pipeline, engine):
+    from evalsuite.generate import run_generate
+    from evalsuite.judge import run_judge
+    from evalsuite.score import run_score
+
+    cfg, _ = pipeline
+    before = engine.requests_run
+    assert run_generate(cfg, engine=engine)["requests_run"] == 0
+    assert run_judge(cfg, llm=engine.llm)["calls_run"] == 0
+    assert run_score(cfg)["modes_done"] == []
+    assert engine.requests_run == before
+
+
+def test_shards_merge_to_the_same_samples(pipeline, engine, tmp_path):
+    """Two shards in a fresh sweep with a fresh cache regenerate everything: same texts as one task."""
+    from evalsuite.generate import run_generate
+
+    cfg, _ = pipeline
+    sharded = _cfg(Path(cfg.model), tmp_path / "sweep", "modes=[no_think]")
+    first = run_generate(load(type(sharded), [], ["shard.index=1", "shard.count=2"], base=_dict(sharded)), engine=engine)
+    assert first["merged"] == [] and first["requests_run"] > 0
+    second = run_generate(load(type(sharded), [], ["shard.index=0", "shard.count=2"], base=_dict(sharded)), engine=engine)
+    assert second["merged"] == ["no_think"]
+    strip = lambda p: [{k: v for k, v in json.loads(l).items()} for l in p.read_text().splitlines()]
+    assert strip(sharded.out_dir("no_think") / "samples.jsonl") == strip(cfg.out_dir("no_think") / "samples.jsonl")
+
+
+def _dict(cfg):
+    from tracecause.config import to_dict
+    return to_dict(cfg)
+
+
+@pytest.mark.slow
+def test_killed_task_resumes_with_only_missing_work(engine, tiny_model_dir, tmp_path):
+    from evalsuite.cache import ResultCache
+    from evalsuite.generate import run_generate
+
+    sweep = tmp_path / "sweep"
+    args = [f"model={tiny_model_dir}", f"arm_id={ARM}", f"sweep_dir={sweep}", "battery=smoke", "modes=[think]",
+            "progress=false", "engine.enforce_eager=true", "engine.gpu_memory_utilization=0.1",
+            "engine.max_model_len=512", "engine.chunk_size=2"]
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "evalsuite", "generate", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    cache_dir = sweep / "cache" / "evalsuite" / "generate"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            lines = sum(len(p.read_bytes().splitlines()) for p in cache_dir.glob("*.jsonl")) if cache_dir.is_dir() else 0
+            if lines >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own child's session, by id
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"generate ended before it was killed: {proc.stderr.read()[-2000:]}"
+    assert not (sweep / "eval" / ARM / "think" / "samples.jsonl").exists()
+    # a torn last line, as if the kill hit mid-write: must not be counted
+    victim = sorted(cache_dir.glob("*.jsonl"))[0]
+    with open(victim, "ab") as fh:
+        fh.write(b'{"key": "abc", "val')
+    cached = len(ResultCache(sweep / "cache" / "evalsuite", "generate"))
+    assert cached >= 2
+    cfg = _cfg(tiny_model_dir, sweep, "modes=[think]")
+    before = engine.requests_run
+    stats = run_generate(cfg, engine=engine)
+    assert stats["cache_hits"] == cached
+    assert stats["requests_run"] == engine.requests_run - before
+    n_rows = len((cfg.out_dir("think") / "samples.jsonl").read_text().splitlines())
+    n_probes = 2  # persona items get one logprob probe each
+    assert stats["requests_run"] + stats["cache_hits"] == n_rows + n_probes
