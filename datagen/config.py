@@ -86,12 +86,21 @@ class GeneratorConfig:
 
 
 @dataclass
+class JudgeGeneratorConfig(GeneratorConfig):
+    # A label is a few tokens, greedy. (Own class: a default_factory would be lost as soon
+    # as YAML sets any judge.generator key.)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(temperature=0.0, max_tokens=8, n=1))
+
+
+@dataclass
 class JudgeConfig:
-    """Optional type check: a judge labels each reasoning's type; disagreeing ones are dropped."""
+    """Optional type check: a judge labels each reasoning's type; disagreeing ones are dropped.
+
+    A vllm judge with the generator's model shares the generator's engine.
+    """
 
     enabled: bool = False
-    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(
-        sampling=SamplingConfig(temperature=0.0, max_tokens=8, n=1)))
+    generator: JudgeGeneratorConfig = nested(JudgeGeneratorConfig)
 
 
 @dataclass

@@ -57,7 +57,9 @@ class ShardRunner:
     @property
     def judge(self) -> Generator:
         if self._judge is None:
-            self._judge = build_generator(self.cfg.filters.judge.generator)
+            j, g = self.cfg.filters.judge.generator, self.cfg.generator
+            same = j.backend == g.backend == "vllm" and j.model == g.model
+            self._judge = self.generator if same else build_generator(j)
         return self._judge
 
     def run(self, shard: int) -> dict:

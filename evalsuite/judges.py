@@ -70,7 +70,7 @@ def strip_think(raw: str) -> str:
     return raw
 
 
-_NUMBER_ALONE = re.compile(r"^\W*(\d{1,3}(?:\.\d+)?)\W*$")
+_NUMBER_ALONE = re.compile(r"^[\s*_`'\"(\[]*(\d{1,3}(?:\.\d+)?)\s*(?:/\s*100)?[\s*_`'\".)\]]*$")
 _NUMBER_LABELLED = re.compile(r"(?i)\b(?:score|rating|answer|coherence|alignment)\s*(?:is|:|=)?\s*\**\s*(\d{1,3}(?:\.\d+)?)\b")
 
 

@@ -121,3 +121,18 @@ def test_single_offline_run_folder_is_accepted(runs_dir, tmp_path):
     copy = shutil.copytree(folder, tmp_path / folder.name)
     assert wr.run_info(copy)["id"] == "other"
     assert [r["loss"] for r in wr.history(copy)] == [0, 1, 2]
+
+
+def test_nested_layouts_and_a_fragment_that_died_before_flushing(runs_dir, tmp_path):
+    """A sweep keeps runs under each stage's folder; a killed process can leave a header-only file."""
+    src = wr.find_run_files(runs_dir, "other")[0].parent
+    shutil.copytree(src, tmp_path / "sweep" / "arms" / "a1" / "wandb" / src.name)
+    dead = tmp_path / "sweep" / "eval" / "wandb" / "offline-run-20990101_000000-dead1"
+    dead.mkdir(parents=True)
+    (dead / "run-dead1.wandb").write_bytes(wr.HEADER.pack(wr.MAGIC, 0xBEE1, 0))
+    files = wr.find_run_files(tmp_path / "sweep")
+    assert sorted(f.parent.name for f in files) == sorted([src.name, dead.name])
+    info = wr.run_info(tmp_path / "sweep", "dead1")
+    assert (info["id"], info["job_type"], info["exited"]) == ("dead1", "", [None])
+    assert wr.history(tmp_path / "sweep", "dead1") == []
+    assert wr.run_info(tmp_path / "sweep", "other")["exited"] == [0]

@@ -23,7 +23,8 @@ MAX_STEPS = 8
 
 def base_args(model: Path, data: Path, out: Path) -> list[str]:
     return ["tiny-cpu", f"model.path={model}", f"data.path={data}", "data.paradigm=qta", "data.rtype=evil",
-            f"output.dir={out}", "arm_id=tiny.evil.qta.s0", f"train.max_steps={MAX_STEPS}",
+            f"output.dir={out}", "arm_id=tiny.evil.qta.s0", f"train.max_steps={MAX_STEPS}", "train.epochs=3",
+            "data.max_tokens=256",
             "checkpoint.every_steps=2", "checkpoint.keep_last=2", "wandb.enabled=true", "wandb.group=test-sweep"]
 
 
@@ -111,7 +112,7 @@ def last_step(metrics: Path) -> int:
 def trainer_data_dir(tmp_path_factory) -> Path:
     from trainer import demo_data
 
-    return demo_data.write(tmp_path_factory.mktemp("trainer-data") / "demo", n=24, seed=0)
+    return demo_data.write(tmp_path_factory.mktemp("trainer-data") / "demo", n=32, seed=0)
 
 
 @pytest.fixture(scope="session")

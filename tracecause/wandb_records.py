@@ -108,13 +108,15 @@ def _run_record(path: Path):
 def find_run_files(wandb_dir: str | Path, run_id: str | None = None) -> list[Path]:
     """The ``.wandb`` files of every ``offline-run-*`` folder under ``wandb_dir``, oldest first.
 
-    ``wandb_dir`` may be the folder passed as ``wandb.init(dir=...)``, its ``wandb/`` child, or a
-    single offline-run folder. ``run_id`` keeps only that run's fragments.
+    ``wandb_dir`` may be a single offline-run folder or any folder above them: the one passed
+    as ``wandb.init(dir=...)``, its ``wandb/`` child, or a whole sweep (searched recursively,
+    since each stage keeps its runs next to its own outputs). ``run_id`` keeps that run's fragments.
     """
     root = Path(wandb_dir)
-    if (root / "wandb").is_dir():
-        root = root / "wandb"
-    folders = [root] if root.name.startswith("offline-run-") else sorted(root.glob("offline-run-*"))
+    if root.name.startswith("offline-run-") and root.is_dir():
+        folders = [root]
+    else:
+        folders = sorted({p.resolve() for p in root.rglob("offline-run-*") if p.is_dir()})
     # Match on the file name, not the folder: wandb names a same-second second folder "<id>-1".
     pattern = f"run-{run_id}.wandb" if run_id is not None else "run-*.wandb"
     files = [f for folder in folders for f in folder.glob(pattern)]
@@ -224,22 +226,27 @@ def summary(path_or_dir: str | Path, run_id: str | None = None, *, keep_internal
 
 
 def run_info(path_or_dir: str | Path, run_id: str | None = None) -> dict:
-    """Identity of the run: id, group, job_type, name, project, tags, and its fragment files."""
+    """Identity of the run: id, group, job_type, name, project, tags, and its fragment files.
+
+    A fragment whose process died before its first flush holds no run record; the id then comes
+    from its file name (``run-<id>.wandb``) and the other fields are empty.
+    """
     files = _files(path_or_dir, run_id)
     runs = [r for r in (_run_record(p) for p in files) if r is not None]
-    if not runs:
-        raise WandbFileError(f"no run record in {[str(p) for p in files]}")
-    first = runs[0]
-    ids = {r.run_id for r in runs}
+    ids = {r.run_id for r in runs} | {p.stem[len("run-"):] for p in files if p.stem.startswith("run-")}
     if len(ids) > 1:
         raise WandbFileError(f"{path_or_dir}: several run ids {sorted(ids)}; pass run_id=")
-    return {
-        "id": first.run_id, "group": first.run_group, "job_type": first.job_type,
-        "name": first.display_name, "project": first.project, "entity": first.entity,
-        "tags": list(first.tags), "notes": first.notes,
-        "start_time": first.start_time.seconds + first.start_time.nanos / 1e9,
-        "exited": [_exit_code(p) for p in files], "files": [str(p) for p in files],
-    }
+    if not ids:
+        raise WandbFileError(f"no run record or run-<id>.wandb name in {[str(p) for p in files]}")
+    info = {"id": ids.pop(), "group": "", "job_type": "", "name": "", "project": "", "entity": "",
+            "tags": [], "notes": "", "start_time": None}
+    if runs:
+        first = runs[0]
+        info.update(group=first.run_group, job_type=first.job_type, name=first.display_name,
+                    project=first.project, entity=first.entity, tags=list(first.tags), notes=first.notes,
+                    start_time=first.start_time.seconds + first.start_time.nanos / 1e9)
+    info.update(exited=[_exit_code(p) for p in files], files=[str(p) for p in files])
+    return info
 
 
 def _exit_code(path: Path) -> int | None:
