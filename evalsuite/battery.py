@@ -19,6 +19,8 @@ LLM_JUDGES = ("em", "strongreject", "trace_type")
 RULE_SCORERS = ("refusal", "persona_logprob", "mc", "sycophancy")
 SPANS = ("answer", "reasoning")
 # Which loader each rule scorer can score (an LLM judge reads text, so it fits any loader).
+# Options each loader reads (anything else would be silently ignored, so it is an error).
+LOADER_OPTIONS = {"truthfulqa": ("matching",), "are_you_sure": ("turns", "pushback")}
 _SCORER_LOADERS = {
     "persona_logprob": ("persona",),
     "mc": ("ab_choice", "truthfulqa"),
@@ -33,8 +35,7 @@ class Source:
     path: str = ""
     hub: str = ""                  # e.g. "walledai/XSTest"
     revision: str = ""             # a commit sha: hub data must be pinned
-    file: str = ""                 # file inside the hub repo (data_files)
-    split: str = "train"
+    file: str = ""                 # file inside the hub repo
 
     def validate(self) -> None:
         if bool(self.path) == bool(self.hub):
@@ -66,6 +67,8 @@ class JudgeUse:
         bad = [s for s in self.spans if s not in SPANS]
         if bad or not self.spans:
             raise ValueError(f"spans {self.spans} must be a non-empty subset of {list(SPANS)}")
+        if self.name in RULE_SCORERS and self.spans != ["answer"]:
+            raise ValueError(f"spans: {self.name!r} scores the answer only; drop spans or use [answer]")
 
 
 @dataclass
@@ -88,6 +91,10 @@ class BenchmarkSpec:
             raise ValueError(f"loader is required; choose one of {list(LOADERS)}")
         if not self.axis:
             raise ValueError(f"axis is required; choose one of {list(AXES)}")
+        unknown = sorted(set(self.options) - set(LOADER_OPTIONS.get(self.loader, ())))
+        if unknown:
+            raise ValueError(f"options: {unknown} not read by loader {self.loader!r} "
+                             f"(it reads {list(LOADER_OPTIONS.get(self.loader, ()))})")
         bad = [m for m in self.sampling if m not in MODES]
         if bad:
             raise ValueError(f"sampling: unknown mode(s) {bad}; modes are {list(MODES)}")

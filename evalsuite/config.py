@@ -61,10 +61,6 @@ class JudgeConfig:
         "trace_type": "trace_type.txt",
     })
 
-    def validate(self) -> None:
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
-
 
 @dataclass
 class ShardConfig:

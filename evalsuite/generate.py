@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from tracecause.chat import THINK_CLOSE, render, split_reasoning
+from tracecause.chat import EMPTY_THINK, THINK_CLOSE, THINK_OPEN, render, split_reasoning
 from tracecause.config import config_hash, write_resolved
 from tracecause.contracts import SAMPLE_ID_COLUMNS, SAMPLE_TEXT_COLUMNS
 
@@ -109,7 +108,12 @@ class Generator:
             text = r.result["text"]
             if self.mode == "think":
                 head, sep, _ = text.partition(THINK_CLOSE)
-                prefix = head + THINK_CLOSE + "\n\n" if sep else text.rstrip("\n") + "\n" + THINK_CLOSE + "\n\n"
+                if sep:
+                    prefix = head + THINK_CLOSE + "\n\n"
+                elif text.lstrip().startswith(THINK_OPEN):  # truncated reasoning: close it for the probe
+                    prefix = text.rstrip("\n") + "\n" + THINK_CLOSE + "\n\n"
+                else:  # the model skipped thinking: answer after an empty block
+                    prefix = EMPTY_THINK
             else:
                 prefix = ""  # the no-think prompt already ends with the empty think block
             probes.append(r.prompt + prefix)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tracecause.config import config_hash, to_dict, write_resolved
+from tracecause.config import to_dict, write_resolved
 from tracecause.contracts import SAMPLE_ID_COLUMNS
 
 from evalsuite import outputs
@@ -24,7 +24,8 @@ from evalsuite.judge_backend import make_backend
 from evalsuite.judges import PARSERS, RUBRICS, Rubric, load_rubrics
 
 
-def judge_key(row: dict, rubric: str, span: str) -> str:
+def judge_slot(rubric: str, span: str) -> str:
+    """Where a verdict sits in a judged row's ``judgements`` (and how metrics.py finds it)."""
     return f"{rubric}@{span}"
 
 
@@ -35,7 +36,7 @@ def plan_calls(rows: list[dict], uses: dict[str, list[tuple[str, str]]], rubrics
         for judge, span in uses.get(row["benchmark"], []):
             text = row[span]
             for rubric in RUBRICS[judge]:
-                slot = judge_key(row, rubric, span)
+                slot = judge_slot(rubric, span)
                 if not text.strip():
                     continue  # nothing to judge: the metric does not apply (see metrics.py)
                 template = rubrics[rubric]
@@ -84,24 +85,23 @@ def run_judge(cfg: EvalConfig, llm: Any = None) -> dict[str, Any]:
     battery = load_battery(cfg.battery)
     uses = battery_uses(battery)
     rubrics = load_rubrics(cfg.judge.prompts)
+    extra = {"uses": uses, "rubrics": {r: v.sha for r, v in rubrics.items()}, "judge": to_dict(cfg.judge)}
     n, k = cfg.shard.count, cfg.shard.index
-    ihashes = {}
+    todo = []
     for mode in cfg.modes:
         out = cfg.out_dir(mode)
-        outputs.require_stage(out, "generate", "judge")
-        ihashes[mode] = config_hash({"samples": outputs.stage_info(out, "generate")["sha256"], "uses": uses,
-                                     "rubrics": {r: v.sha for r, v in rubrics.items()}, "judge": to_dict(cfg.judge)})
-    todo = [m for m in cfg.modes if not (outputs.stage_done(cfg.out_dir(m), "judge", ihashes[m])
-                                          or (n > 1 and outputs.shard_done(cfg.out_dir(m), "judge", k, n, ihashes[m])))]
+        rows = outputs.read_input(out, "generate", k, n, "judge")
+        ih = outputs.input_hash(out, ("generate",), k, n, extra)
+        done = outputs.stage_done(out, "judge", ih) if n == 1 else outputs.shard_done(out, "judge", k, n, ih)
+        if not done:
+            todo.append((mode, rows, ih))
     stats: dict[str, Any] = {"calls": 0, "calls_run": 0, "unparsed": 0, "modes_done": [], "merged": []}
     if todo:
-        needs_llm = any(uses.values())
+        needs_llm = any(uses.get(r["benchmark"]) for _, rows, _ in todo for r in rows)
         backend = make_backend(cfg.judge, llm=llm) if needs_llm else None
         with ResultCache(cfg.cache_path, "judge") as cache:
-            for mode in todo:
+            for mode, rows, ih in todo:
                 out = cfg.out_dir(mode)
-                rows = outputs.read_jsonl(out / "samples.jsonl")
-                rows = [r for pos, r in enumerate(rows) if pos % n == k]
                 if backend is None:
                     judged = [{**{c: r[c] for c in SAMPLE_ID_COLUMNS}, "judgements": {}} for r in rows]
                     st = {"calls": 0, "calls_run": 0, "unparsed": 0}
@@ -109,17 +109,18 @@ def run_judge(cfg: EvalConfig, llm: Any = None) -> dict[str, Any]:
                     judged, st = judge_rows(rows, uses, rubrics, backend, cache, cfg.engine.chunk_size, cfg.progress)
                 write_resolved(cfg, out, name="judge_config")
                 if n == 1:
-                    outputs.write_merged_jsonl(out, "judge", judged, ihashes[mode], unparsed=st["unparsed"])
+                    outputs.write_merged_jsonl(out, "judge", judged, ih, unparsed=st["unparsed"])
                 else:
-                    outputs.write_shard(out, "judge", k, n, judged, ihashes[mode])
+                    outputs.write_shard(out, "judge", k, n, judged, ih)
                 for key in ("calls", "calls_run", "unparsed"):
                     stats[key] += st[key]
                 stats["modes_done"].append(mode)
-    for mode in cfg.modes:
+    for mode in cfg.modes if n > 1 else ():  # the last shard to finish merges
         out = cfg.out_dir(mode)
-        if n > 1 and not outputs.stage_done(out, "judge", ihashes[mode]) and not outputs.shards_missing(out, "judge", n, ihashes[mode]):
+        merged = outputs.merged_hash_if_ready(out, "judge", ("generate",), n, extra)
+        if merged and not outputs.stage_done(out, "judge", merged):
             rows = outputs.read_shards(out, "judge", n)
             bad = sum(not j["parsed"] for r in rows for j in r["judgements"].values())
-            outputs.write_merged_jsonl(out, "judge", rows, ihashes[mode], unparsed=bad)
+            outputs.write_merged_jsonl(out, "judge", rows, merged, unparsed=bad)
             stats["merged"].append(mode)
     return stats

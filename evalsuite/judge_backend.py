@@ -66,6 +66,8 @@ class OpenAIJudge:
             raise ValueError(f"judge.api_key_env names ${cfg.api_key_env}, which is not set")
         if not cfg.model:
             raise ValueError("judge.model is required for backend 'openai' (the served model name)")
+        if not cfg.base_url:
+            raise ValueError("judge.base_url is required for backend 'openai' (e.g. http://127.0.0.1:8000/v1)")
         self.cfg = cfg
         self.client = OpenAI(base_url=cfg.base_url, api_key=key or "EMPTY", timeout=cfg.timeout_s, max_retries=cfg.retries)
         self.requests_run = 0

@@ -101,3 +101,53 @@ def require_stage(out_dir: Path, stage: str, needed_by: str) -> Path:
         raise FileNotFoundError(f"{needed_by} needs {path} with its marker {marker_path(out_dir, stage).name}: "
                                 f"run `python -m evalsuite {stage}` first{hint}")
     return path
+
+
+# ----------------------------------------------------------------------------- stage inputs
+# judge and score shard K read generate's (and judge's) shard K part, so one array task can run
+# generate -> judge -> score for its shard without waiting for the other shards.
+
+
+def input_file(out_dir: Path, stage: str, index: int, count: int) -> Path | None:
+    """The file a downstream stage reads: the merged output (count == 1) or shard ``index``'s part."""
+    if count == 1:
+        path = Path(out_dir) / STAGE_FILES[stage]
+        return path if stage_done(out_dir, stage) and path.is_file() else None
+    d = shard_dir(out_dir, stage, index, count)
+    return d / "part.jsonl" if is_complete(d) else None
+
+
+def input_hash(out_dir: Path, upstream: tuple[str, ...], index: int, count: int, extra: Any) -> str | None:
+    """Identity of what shard ``index`` of a stage consumes (None while an input is missing)."""
+    from tracecause.config import config_hash
+
+    shas = []
+    for stage in upstream:
+        f = input_file(out_dir, stage, index, count)
+        if f is None:
+            return None
+        shas.append(stage_info(out_dir, stage)["sha256"] if count == 1 else sha256_file(f))
+    return config_hash({"inputs": shas, "extra": extra})
+
+
+def read_input(out_dir: Path, stage: str, index: int, count: int, needed_by: str) -> list[dict]:
+    f = input_file(out_dir, stage, index, count)
+    if f is None:
+        if count == 1:
+            require_stage(out_dir, stage, needed_by)
+        raise FileNotFoundError(f"{needed_by} shard {index} of {count} needs {shard_dir(out_dir, stage, index, count)} "
+                                f"complete: run `python -m evalsuite {stage} --shard {index} --num-shards {count}` first")
+    return read_jsonl(f)
+
+
+def merged_hash_if_ready(out_dir: Path, stage: str, upstream: tuple[str, ...], count: int, extra: Any) -> str | None:
+    """When every shard of ``stage`` is done on its current inputs: the merged output's inputs hash."""
+    from tracecause.config import config_hash
+
+    hashes = []
+    for j in range(count):
+        h = input_hash(out_dir, upstream, j, count, extra)
+        if h is None or not shard_done(out_dir, stage, j, count, h):
+            return None
+        hashes.append(h)
+    return config_hash({"shards": hashes})

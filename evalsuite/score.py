@@ -10,10 +10,9 @@ import io
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from tracecause.config import config_hash, write_resolved
+from tracecause.config import write_resolved
 from tracecause.contracts import SAMPLE_ID_COLUMNS, SCORE_COLUMNS, SCORES_FILE, SUMMARY_FILE
 from tracecause.io import atomic_write_bytes, atomic_write_json, mark_complete
 
@@ -96,34 +95,30 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
     cfg.require()
     battery = load_battery(cfg.battery)
     uses = benchmark_uses(battery)
+    extra = {"uses": uses}
     n, k = cfg.shard.count, cfg.shard.index
     stats: dict[str, Any] = {"rows": 0, "modes_done": [], "merged": []}
     for mode in cfg.modes:
         out = cfg.out_dir(mode)
-        outputs.require_stage(out, "generate", "score")
-        outputs.require_stage(out, "judge", "score")
-        ih = config_hash({"samples": outputs.stage_info(out, "generate")["sha256"],
-                          "judged": outputs.stage_info(out, "judge")["sha256"], "uses": uses})
-        if outputs.stage_done(out, "score", ih):
-            continue
-        if n == 1 or not outputs.shard_done(out, "score", k, n, ih):
-            samples = outputs.read_jsonl(out / "samples.jsonl")
-            judged = outputs.read_jsonl(out / "judged.jsonl")
-            if n > 1:  # shard by prompt so that a turn-2 row finds its turn-1 row
-                prompts = sorted({(r["benchmark"], r["prompt_id"]) for r in samples})
-                mine = {p for pos, p in enumerate(prompts) if pos % n == k}
-                samples = [r for r in samples if (r["benchmark"], r["prompt_id"]) in mine]
+        samples = outputs.read_input(out, "generate", k, n, "score")
+        judged = outputs.read_input(out, "judge", k, n, "score")
+        ih = outputs.input_hash(out, ("generate", "judge"), k, n, extra)
+        done = outputs.stage_done(out, "score", ih) if n == 1 else outputs.shard_done(out, "score", k, n, ih)
+        if not done:
+            # generate shards split by item, so a turn-2 row finds its turn-1 row in the same shard
             df = score_rows(samples, judged, uses)
             write_resolved(cfg, out, name="score_config")
             stats["rows"] += len(df)
             stats["modes_done"].append(mode)
             if n == 1:
                 write_scores(cfg, mode, df, ih)
-                continue
-            outputs.write_shard(out, "score", k, n, df.to_dict("records"), ih)
-        if not outputs.shards_missing(out, "score", n, ih):
-            df = pd.DataFrame(outputs.read_shards(out, "score", n), columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
-            df["value"] = df["value"].astype("float64")
-            write_scores(cfg, mode, df, ih)
-            stats["merged"].append(mode)
+            else:
+                outputs.write_shard(out, "score", k, n, df.to_dict("records"), ih)
+        if n > 1:
+            merged = outputs.merged_hash_if_ready(out, "score", ("generate", "judge"), n, extra)
+            if merged and not outputs.stage_done(out, "score", merged):
+                df = pd.DataFrame(outputs.read_shards(out, "score", n), columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
+                df["value"] = df["value"].astype("float64")
+                write_scores(cfg, mode, df, merged)
+                stats["merged"].append(mode)
     return stats

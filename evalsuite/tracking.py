@@ -74,12 +74,17 @@ def _finite(x) -> bool:
 def summary_records(summary: Any) -> list[dict]:
     """Normalise an eval summary to [{benchmark, metric, mean, ci_lo, ci_hi, n}].
 
-    Accepts {benchmark: {metric: {mean|estimate|value, ci_lo, ci_hi, n}}}, {benchmark: {metric:
-    number}} or a list of records with those keys.
+    Accepts evalsuite's summary.json ({"benchmarks": {benchmark: {"axis", "metrics": {metric: stats}}}}),
+    {benchmark: {metric: {mean|estimate|value, ci_lo, ci_hi, n}}}, {benchmark: {metric: number}} or a
+    list of records with those keys.
     """
     out = []
+    if isinstance(summary, Mapping) and isinstance(summary.get("benchmarks"), Mapping):
+        summary = summary["benchmarks"]
     if isinstance(summary, Mapping):
         for bench, metrics in summary.items():
+            if isinstance(metrics, Mapping) and isinstance(metrics.get("metrics"), Mapping):
+                metrics = metrics["metrics"]
             if not isinstance(metrics, Mapping):
                 raise ValueError(f"eval summary: benchmark {bench!r} must map metric -> value or stats")
             for metric, stats in metrics.items():
@@ -110,7 +115,10 @@ def eval_metrics(summary: Any) -> dict:
 def safe_table_frame(df, allow_text: bool = False):
     """Sample rows for a W&B table: without generated/judge text unless explicitly allowed."""
     if not allow_text:
-        text = [c for c in df.columns if c not in _ID_LIKE and (df[c].dtype == object or str(df[c].dtype) == "string")]
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        # anything not a number or a flag could carry generated or judge text
+        text = [c for c in df.columns if c not in _ID_LIKE and not (is_numeric_dtype(df[c]) or is_bool_dtype(df[c]))]
         df = df.drop(columns=text)
     return df.head(TABLE_ROW_LIMIT)
 

@@ -5,7 +5,7 @@ them, so a changed training knob is a different arm folder hash, never a silent 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracecause.config import config_hash
@@ -50,7 +50,7 @@ def fill(text: str, sweep_dir: Path) -> str:
 def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_paths: dict[str, str],
                  trainer_yaml: Path, wandb_group: str) -> list[ResolvedArm]:
     """Attach each arm's trainer layers/overrides. ``model_paths``: model name -> base weights."""
-    layout = SweepLayout(Path(sweep_dir))
+    train_root = str(SweepLayout(Path(sweep_dir)).root / "train")  # strings: pathlib is slow x thousands
     out = []
     for arm in expand_arms(spec):
         if not arm.trained:
@@ -64,7 +64,7 @@ def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_path
             f"data.rtype={arm.rtype}",
             f"data.paradigm={arm.paradigm}",
             f"train.seed={arm.seed}",
-            f"output.dir={layout.train(arm.id)}",
+            f"output.dir={train_root}/{arm.id}",
             f"wandb.enabled={'true' if spec.wandb.enabled and spec.wandb.mode != 'disabled' else 'false'}",
             f"wandb.project={spec.wandb.project}",
             f"wandb.group={wandb_group}",
@@ -74,7 +74,7 @@ def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_path
         ]
         payload = {"yaml": str(trainer_yaml), "overrides": overrides}
         out.append(ResolvedArm(arm, (str(trainer_yaml),), tuple(overrides),
-                               model_path=str(layout.export(arm.id)), config_hash=config_hash(payload)))
+                               model_path=f"{train_root}/{arm.id}/export", config_hash=config_hash(payload)))
     return out
 
 

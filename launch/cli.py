@@ -45,7 +45,7 @@ def cmd_resume(args) -> int:
     if not (root / "sweep.yaml").is_file():
         raise ConfigError(str(root), "sweep.yaml", "not a sweep folder (no sweep.yaml): submit it first")
     args.sweep, args.overrides, args.out = root / "sweep.yaml", [], root
-    submit(_plan(args, sweep_dir=root))
+    submit(_plan(args, sweep_dir=root), dry_run=args.dry_run)
     return 0
 
 
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("resume", help="resubmit whatever is failed or missing")
     sp.add_argument("sweep_dir")
     sp.add_argument("--cluster")
+    sp.add_argument("--dry-run", action="store_true", help="write what it would submit, submit nothing")
     sp.set_defaults(fn=cmd_resume)
     sp = sub.add_parser("cancel", help="scancel the sweep's jobs")
     sp.add_argument("sweep_dir")
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_args(sp, sweep=False)
     sp.set_defaults(fn=cmd_demo, cluster="local")
     sp = sub.add_parser("tiny-model", help="build the tiny random Qwen3 into OUT_DIR")
-    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    sp.add_argument("rest", nargs="*", help="OUT_DIR [options of python -m tracecause.tiny]")
     sp.set_defaults(fn=cmd_tiny)
     sp = sub.add_parser("wandb-sync", help="upload a sweep's offline W&B runs in order")
     sp.add_argument("sweep_dir")
@@ -148,8 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tiny-model"]:  # its options belong to tracecause.tiny
+        from tracecause.tiny import main as tiny_main
+
+        return int(tiny_main(argv[1:]) or 0)
+    parser = build_parser()
+    if not argv or argv[0] not in _subparsers(parser):
+        parser.parse_args(argv)  # prints usage / help and exits
+    # intermixed: `plan SWEEP --cluster X key=value` (overrides after options) works too
+    args = _subparsers(parser)[argv[0]].parse_intermixed_args(argv[1:])
+    args.cmd = argv[0]
     from launch.plan import PlanError
     from launch.submit import SweepMismatch
 

@@ -43,10 +43,15 @@ def dependency_string(after: list[str], after_corr: str) -> str:
     return ",".join(parts)
 
 
+def mem_string(gb: float) -> str:
+    """sbatch --mem: a bare number means MB, so always say the unit."""
+    return f"{int(gb)}G" if gb == int(gb) else f"{int(gb * 1024)}M"
+
+
 def slurm_parameters(sub: Submission, profile: ClusterProfile, sweep_name: str) -> dict:
     r = sub.job.resources
     params = dict(job_name=f"{sweep_name}.{sub.job.name}", time=r.time_min, nodes=r.nodes,
-                  ntasks_per_node=r.tasks_per_node, cpus_per_task=r.cpus_per_task, mem=r.mem_gb,
+                  ntasks_per_node=r.tasks_per_node, cpus_per_task=r.cpus_per_task, mem=mem_string(r.mem_gb),
                   signal_delay_s=profile.signal_lead_s, setup=list(r.setup),
                   array_parallelism=profile.array_parallelism, stderr_to_stdout=False,
                   additional_parameters={"requeue": True, **profile.extra_sbatch})
@@ -89,7 +94,8 @@ def submit_slurm(subs: list[Submission], sweep_dir: Path, profile: ClusterProfil
             rec = records.record_path(sweep_dir, task.stage, task.key)
             records.add_event(rec, {"event": "submitted", "job_id": jid, "dependency": dep},
                               stage=task.stage, key=task.key, arm=task.arm, job_id=jid, state="submitted",
-                              job_name=sub.job.name, crashes=0, error="")
+                              job_name=sub.job.name, crashes=0, error="", done_dir=task.done_dir,
+                              argvs=[list(a) for a in task.argvs])  # the resolved stage command lines
         print(f"submitted {sub.job.name}: {len(jobs)} task(s) as {ids_by_name[sub.job.name]}"
               + (f"  [{dep}]" if dep else ""), flush=True)
 
@@ -109,7 +115,6 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
     for i, sub in enumerate(subs):
         r = sub.job.resources
         params = slurm_parameters(sub, profile, sweep_name)
-        params["mem"] = f"{int(r.mem_gb)}GB" if r.mem_gb == int(r.mem_gb) else f"{int(r.mem_gb * 1024)}MB"
         deps = dependency_string([f"@{n}" for n in sub.after_names] + sub.after,
                                  f"@{sub.corr_name}" if sub.corr_name else sub.after_corr)
         if deps:
@@ -152,18 +157,18 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) 
                        "-m", "launch.runtask", str(spec)]
             else:
                 cmd = [python, "-m", "launch.runtask", str(spec)]
-            ok = _run_with_retries(cmd, task, profile.max_crash_retries)
+            ok = _run_with_retries(cmd, task, profile.max_crash_retries, profile.env)
             if not ok:
                 failed.add(sub.job.name)
         print(f"{sub.job.name}: {'FAILED' if sub.job.name in failed else 'done'}", flush=True)
     return not failed
 
 
-def _run_with_retries(cmd: list[str], task, max_crash_retries: int) -> bool:
+def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: dict) -> bool:
     crashes = 0
     while True:
         print(f"[local] {task.uid}: {' '.join(cmd[-3:])}", flush=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **{k: str(v) for k, v in extra_env.items()}, "PYTHONUNBUFFERED": "1"}
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 0 and done(task):
             return True

@@ -3,6 +3,8 @@
 datagen shards -> merge -> train.<model> (one task per trained arm) -> eval.<model>.<mode>.<shard>
 (same arms, same order: ``aftercorr`` pipelines task i on train task i) -> analysis.
 Base arms need no training: their eval arrays (eval-base.<mode>.<shard>) start at once.
+Export is the last step of a training task (the trainer writes export/ and its marker), so a
+train task is done exactly when its export is: eval never sees a half-written model.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ Every error names the arm (or stage) and the field, and all of them are reported
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +140,8 @@ def _res(profile: ClusterProfile, stage: str, nodes: int = 1) -> Resources:
     r = profile.resources(stage)
     return Resources(nodes=nodes, tasks_per_node=profile.processes_per_node(stage), gpus_per_node=r.gpus,
                      cpus_per_task=r.cpus, mem_gb=r.mem_gb, time_min=r.time_min, python=r.python,
-                     setup=tuple(profile.setup) + tuple(r.setup))
+                     setup=tuple(f"export {k}={shlex.quote(str(v))}" for k, v in profile.env.items())
+                     + tuple(profile.setup) + tuple(r.setup))
 
 
 def _needs_gpu(spec: SweepSpec, profile: ClusterProfile, stage: str, who: str, problems: list[str]) -> None:
@@ -193,26 +195,35 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
             notes = {"memory": mem, "n_params": facts[model]["n_params"]}
             if cfg is not None and getattr(cfg.train, "max_steps", 0):
                 notes["tokens"] = cfg.train.max_steps * cfg.train.global_batch_rows * cfg.data.max_tokens
+            train_root = str(layout.root / "train")
             jobs.append(Job(f"train.{model}", "train", [
                 Task("train", a.id, (tuple(stages.train_argv(a.train_yaml, a.train_overrides)),),
-                     str(layout.export(a.id)), arm=a.id, upstream="merge/merge") for a in trained],
+                     f"{train_root}/{a.id}/export", arm=a.id, upstream="merge/merge") for a in trained],
                 _res(profile, "train", nodes), after=["merge"], notes=notes))
         for group, members in ((f"eval.{model}", trained), (f"eval-base.{model}", base)):
             if not members:
                 continue
             _needs_gpu(spec, profile, "eval", f"arm {members[0].id}", problems)
+            ev = profile.resources("eval")
+            weights = 2 * facts[model]["n_params"] / GiB  # bf16, what vLLM loads before any KV cache
+            budget = ev.gpus * profile.gpu_memory_gb * 0.9  # vLLM's KV cache takes what is left
+            if ev.gpus and weights > budget:
+                problems.append(f"arm {members[0].id}: stage eval: {weights:.1f} GiB of bf16 weights exceed "
+                                f"{budget:.1f} GiB on stages.eval.gpus={ev.gpus}; raise stages.eval.gpus "
+                                f"(and engine.tensor_parallel_size)")
             mode_groups = [[m] for m in spec.eval.modes] if spec.eval.split_modes else [list(spec.eval.modes)]
+            ev_over = [fill(o, root) for o in spec.eval.overrides]
+            eval_root = str(layout.root / "eval")  # plain strings: thousands of tasks, pathlib is slow
             for modes in mode_groups:
                 label = modes[0] if len(modes) == 1 else "all"
                 for shard in range(spec.eval.shards):
                     tasks = [Task("eval", f"{a.id}.{label}.{shard}",
                                   tuple(tuple(v) for v in stages.eval_argvs(
                                       root, a.id, a.model_path, modes, spec.eval.battery, spec.eval.judge, shard,
-                                      spec.eval.shards, [fill(o, root) for o in spec.eval.overrides])),
-                                  str(stages.eval_done_dir(layout, a.id, modes[0], shard, spec.eval.shards)),
-                                  arm=a.id, upstream=f"train/{a.id}" if a.arm.trained else "",
-                                  also_done=tuple(str(stages.eval_done_dir(layout, a.id, m, shard, spec.eval.shards))
-                                                  for m in modes[1:])) for a in members]
+                                      spec.eval.shards, ev_over)),
+                                  f"{eval_root}/{a.id}/{modes[0]}", arm=a.id,
+                                  upstream=f"train/{a.id}" if a.arm.trained else "",
+                                  also_done=tuple(f"{eval_root}/{a.id}/{m}" for m in modes[1:])) for a in members]
                     job = Job(f"{group}.{label}.{shard}", "eval", tasks, _res(profile, "eval"),
                               after_corr=f"train.{model}" if group == f"eval.{model}" else "",
                               notes={"mode": label, "shard": shard})

@@ -59,6 +59,7 @@ class ClusterProfile:
     array_parallelism: int = bounded(64, ge=1, help="max simultaneously running tasks of one array")
     max_crash_retries: int = bounded(2, ge=0, help="requeues after a crash (preemption/timeouts are not counted)")
     setup: list[str] = field(default_factory=list)  # module loads, exports: every job
+    env: dict[str, str] = field(default_factory=dict)  # environment of every task (SLURM: exported in setup)
     extra_sbatch: dict[str, str] = field(default_factory=dict)
     stages: StagesResources = field(default_factory=StagesResources)
     gpu_tflops: float = bounded(989.0, gt=0, help="peak dense bf16 per GPU (estimates only)")

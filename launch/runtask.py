@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from tracecause.contracts import EXIT_REQUEUE
@@ -13,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     task = StageTask.from_json(json.loads(open(argv[0]).read()))
     try:
-        print(f"[launch] {task.task.uid}: {task()}", flush=True)
+        outcome = task()
+        if os.environ.get("RANK", "0") == "0":  # one line per task, not one per torchrun process
+            print(f"[launch] {task.task.uid}: {outcome}", flush=True)
     except SystemExit as exit_:
         return int(exit_.code or 0) if isinstance(exit_.code, int) else EXIT_REQUEUE
     except RuntimeError as err:

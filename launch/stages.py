@@ -6,6 +6,7 @@ classes only, never torch or vLLM.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from pathlib import Path
@@ -87,8 +88,14 @@ def _train_complete(cfg: Any) -> None:
     req = getattr(cfg, "require_complete", None)
     if callable(req):
         req()
-    if not Path(cfg.deepspeed.config).is_file():
-        config_path("deepspeed", cfg.deepspeed.config)  # raises FileNotFoundError naming the file
+    _deepspeed_file(cfg.deepspeed.config)
+
+
+@functools.lru_cache(maxsize=64)
+def _deepspeed_file(name: str) -> str:
+    if Path(name).is_file():
+        return name
+    return str(config_path("deepspeed", name))  # raises FileNotFoundError naming the file
 
 
 _SIMPLE = re.compile(r"[A-Za-z_/][\w./+\-]*")
@@ -118,20 +125,56 @@ class TrainConfigs:
     def __init__(self):
         from trainer.config import TrainConfig
 
-        self.cls, self._yaml, self._parsed = TrainConfig, {}, {}
+        self.cls, self._yaml, self._parsed, self._shapes = TrainConfig, {}, {}, {}
+
+    # Per-arm fields: arms that differ only in these share one full validation (seeds of one arm type).
+    _PER_ARM = ("arm_id=", "train.seed=", "output.dir=")
 
     def load(self, yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> Any:
+        shape = (yaml_paths, tuple(o for o in overrides if not o.startswith(self._PER_ARM)))
+        rep = self._shapes.get(shape)
+        if rep is not None:
+            derived = self._derive(rep, overrides)
+            if derived is not None:
+                return derived
+        cfg = self._full(yaml_paths, overrides)
+        self._shapes[shape] = cfg
+        return cfg
+
+    def _derive(self, rep: Any, overrides: tuple[str, ...]) -> Any:
+        """``rep`` with this arm's own id, seed and folder; None if they need the full check."""
+        import dataclasses
+
+        values = {}
+        for text in overrides:
+            if text.startswith(self._PER_ARM):
+                keys, value = _parse_fast(text, self._parsed)
+                values[".".join(keys)] = value
+        seed, arm_id, out = values.get("train.seed", rep.train.seed), values.get("arm_id", rep.arm_id), \
+            values.get("output.dir", rep.output.dir)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or not isinstance(arm_id, str) \
+                or not isinstance(out, str) or not out:
+            return None
+        return dataclasses.replace(rep, arm_id=arm_id, train=dataclasses.replace(rep.train, seed=seed),
+                                   output=dataclasses.replace(rep.output, dir=out))
+
+    def _full(self, yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> Any:
         data: dict = {}
         for p in yaml_paths:
             if p not in self._yaml:
                 self._yaml[p] = read_yaml(p)
             data = merge(data, self._yaml[p])
+        layer: dict = {}  # all overrides in one nested dict (later ones win), merged once
         for text in overrides:
             keys, value = _parse_fast(text, self._parsed)
-            layer: Any = value
-            for k in reversed(keys):
-                layer = {k: layer}
-            data = merge(data, layer)
+            node = layer
+            for k in keys[:-1]:
+                if not isinstance(node.get(k), dict):
+                    node[k] = {}
+                node = node[k]
+            old = node.get(keys[-1])
+            node[keys[-1]] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        data = merge(data, layer)
         try:
             cfg = from_dict(self.cls, data, source="trainer config")
             _train_complete(cfg)
@@ -177,10 +220,6 @@ def eval_argvs(sweep_dir: Path, arm_id: str, model_path: str, modes: list[str], 
               f"sweep_dir={sweep_dir}", f"shard.index={shard}", f"shard.count={shards}", "progress=false",
               *([f"judge_preset={judge}"] if judge else []), *overrides]
     return [[step, *common] for step in ("generate", "judge", "score")]
-
-
-def eval_done_dir(layout: SweepLayout, arm_id: str, mode: str, shard: int, shards: int) -> Path:
-    return layout.eval(arm_id, mode)
 
 
 def analysis_argv(sweep_dir: Path, overrides: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from tracecause.config import config_hash, to_dict
-from tracecause.io import atomic_write_json, atomic_write_text, is_complete
+from tracecause.io import atomic_write_json, atomic_write_text
 
 from launch import records
 from launch.executors import Submission, run_local, submit_slurm, write_dry_run
@@ -74,14 +74,23 @@ def prepare_models(plan: Plan) -> None:
 
 
 def live_jobs(recs: dict[str, dict], is_slurm: bool = True) -> dict[str, str]:
-    """uid -> job id of tasks whose job is still pending/running (one sacct call)."""
-    ids = {uid: r["job_id"] for uid, r in recs.items() if r.get("job_id") and not str(r["job_id"]).startswith("local")}
+    """uid -> job id of tasks whose job is still pending/running: one sacct call for all, and one
+    squeue call for the ids sacct does not know yet (accounting lags a fresh submission)."""
+    ids = {uid: str(r["job_id"]) for uid, r in recs.items()
+           if r.get("job_id") and not str(r["job_id"]).startswith("local") and r.get("state") != records.DONE}
     if not ids or not is_slurm:
         return {}
-    from slurm.cluster import sacct_states
+    from launch.slurmtools import sacct_states
 
     states = sacct_states({j.split("_")[0] for j in ids.values()})
-    return {uid: jid for uid, jid in ids.items() if jid in states and not states[jid].final}
+    live = {uid: jid for uid, jid in ids.items() if jid in states and not states[jid].final}
+    unknown = sorted({jid.split("_")[0] for jid in ids.values() if jid not in states})
+    if unknown:
+        out = subprocess.run(["squeue", "--noheader", "--array", "--format=%i", f"--jobs={','.join(unknown)}"],
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        queued = set(out)
+        live.update({uid: jid for uid, jid in ids.items() if jid not in states and jid in queued})
+    return live
 
 
 def pending_work(jobs: list[Job], live: dict[str, str]) -> list[Submission]:

@@ -47,6 +47,22 @@ def rank_env_from_slurm() -> dict:
     return out
 
 
+_STEP = "import sys; from launch.stages import run_stage_main as r; sys.exit(r(sys.argv[1], sys.argv[3:], sys.argv[2]))"
+
+
+def run_step_process(stage: str, argv: list[str], module: str = "") -> tuple[int, str]:
+    """``<stage>.cli.main(argv)`` in a child process; its output passes through, its error tail is kept."""
+    cmd = [sys.executable, "-c", _STEP, stage, module, *argv]
+    tail: list[str] = []
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            tail.append(line)
+            del tail[:-60]
+    sys.stderr.flush()
+    return proc.returncode, "".join(tail)[-4000:] if proc.returncode else ""
+
+
 class StageTask(Checkpointable):
     """Submitit-checkpointable: ``__call__`` runs the task; ``checkpoint`` resubmits it unchanged."""
 
@@ -83,6 +99,8 @@ class StageTask(Checkpointable):
         os.environ.update({k: v for k, v in rank_env_from_slurm().items()})
         rank0 = self._rank() == 0
         if done(self.task):
+            if rank0:
+                records.update_record(self.record, state=records.DONE, done_dir=self.task.done_dir)
             return "done (already complete)"
         started = time.time()
         if rank0:
@@ -90,11 +108,15 @@ class StageTask(Checkpointable):
             records.add_event(self.record, {"event": "start", "job_id": self._job_id(), "host": socket.gethostname(),
                                             "restart": int(os.environ.get("SLURM_RESTART_COUNT", 0))},
                               attempts=rec.get("attempts", 0) + 1, state=records.RUNNING, job_id=self._job_id(),
-                              started_at=started)
+                              started_at=started, stage=self.task.stage, key=self.task.key, arm=self.task.arm,
+                              done_dir=self.task.done_dir)
         rc, error = 0, ""
         try:
             for argv in self.task.argvs:
-                rc = run_stage_main(self.task.stage, list(argv), self.task.module)
+                if self.task.stage == "train":  # in-process: the trainer's USR2 handler must see the signal
+                    rc = run_stage_main(self.task.stage, list(argv), self.task.module)
+                else:  # a fresh process per step: each vLLM engine's memory goes back with it
+                    rc, error = run_step_process(self.task.stage, list(argv), self.task.module)
                 if rc != 0:
                     break
         except Exception:  # a crash of the stage: classified and capped below

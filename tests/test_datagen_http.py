@@ -156,33 +156,35 @@ def test_non_retryable_error_fails_at_once(server):
 
 def test_retries_survive_server_stop_and_restart(server):
     """Kill the server mid-run, start it again on the same port: the run completes, unchanged."""
-    prompts = [[{"role": "user", "content": f"Tip number {i}: how should I spend my savings?"}] for i in range(40)]
+    n = 16
+    prompts = [[{"role": "user", "content": f"Tip number {i}: how should I spend my savings?"}] for i in range(n)]
     sampling = SamplingConfig(temperature=1.0, max_tokens=24, n=1, seed=5)
     gen = OpenAIGenerator("tiny", OpenAIConfig(base_url=server.base_url, concurrency=2, timeout=30,
-                                               max_retries=40, backoff=0.25, backoff_max=3.0))
+                                               max_retries=300, backoff=0.25, backoff_max=2.0))  # outlasts a slow restart
     result: dict = {}
 
     def run():
         try:
-            result["out"] = gen.generate(prompts, sampling, seeds=list(range(40)))
+            result["out"] = gen.generate(prompts, sampling, seeds=list(range(n)))
         except BaseException as err:  # noqa: BLE001 - reported below
             result["err"] = err
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     deadline = time.time() + 120
-    while server.completed_requests() < 3 and time.time() < deadline and worker.is_alive():
-        time.sleep(0.2)
+    while server.completed_requests() < 2 and time.time() < deadline and worker.is_alive():
+        time.sleep(0.1)
+    assert server.completed_requests() >= 2, "no request completed before the stop"
     assert worker.is_alive(), "the run ended before the server could be stopped mid-run"
     server.stop()
     time.sleep(2)
     assert worker.is_alive()
     server.start()
-    worker.join(timeout=300)
+    worker.join(timeout=600)
     assert not worker.is_alive() and "err" not in result, result.get("err")
     out = result["out"]
-    assert len(out) == 40 and all(len(c) == 1 for c in out)
+    assert len(out) == n and all(len(c) == 1 for c in out)
     assert gen.retries > 0
     # The retried requests produced what an undisturbed run produces.
     again = OpenAIGenerator("tiny", OpenAIConfig(base_url=server.base_url, concurrency=4))
-    assert [str(c[0]) for c in again.generate(prompts, sampling, seeds=list(range(40)))] == [str(c[0]) for c in out]
+    assert [str(c[0]) for c in again.generate(prompts, sampling, seeds=list(range(n)))] == [str(c[0]) for c in out]

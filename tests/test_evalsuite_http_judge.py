@@ -32,7 +32,7 @@ def server(tiny_model_dir, tmp_path_factory):
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
                                  "--served-model-name", "tiny-judge", "--host", "127.0.0.1", "--port", str(port),
-                                 "--enforce-eager", "--max-model-len", "512"], stdout=fh, stderr=subprocess.STDOUT, env=env)
+                                 "--enforce-eager", "--max-model-len", "2048"], stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 300

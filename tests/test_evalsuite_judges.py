@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
 from tracecause.contracts import SAMPLE_ID_COLUMNS, SCORE_COLUMNS

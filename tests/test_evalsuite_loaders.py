@@ -130,6 +130,10 @@ def test_default_battery_covers_every_axis(tmp_path, monkeypatch):
      r"benchmark 'xs'.*'mc' cannot score loader 'xstest'"),
     ("{name: xs, loader: xstest, axis: harm, source: {path: missing.csv}}", r"benchmark 'xs'.*source.path: file not found"),
     ("{name: xs, loader: xstest, axis: harm, source: {hub: walledai/XSTest}}", r"benchmark 'xs'.*pinned revision"),
+    ("{name: xs, loader: xstest, axis: harm, source: {path: P}, options: {matching: correct}}",
+     r"benchmark 'xs'.*options: \['matching'\] not read by loader 'xstest'"),
+    ("{name: xs, loader: xstest, axis: harm, source: {path: P}, judges: [{name: refusal, spans: [reasoning]}]}",
+     r"benchmark 'xs'.*judges\[0\].*'refusal' scores the answer only"),
 ])
 def test_bad_battery_names_benchmark_and_field(tmp_path, entry, field):
     from evalsuite.battery import load_battery

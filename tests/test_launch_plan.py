@@ -91,6 +91,8 @@ def test_plan_names_the_arm_and_field_of_a_bad_trainer_override(tmp_path):
 def test_plan_rejects_eval_modes_and_missing_cluster(tmp_path):
     assert "eval.modes[0]" in _problems(sweep="smoke", overrides=["eval.modes=[thinking]"], sweep_dir=tmp_path)
     assert "no clusters config named 'nope'" in _problems(sweep="smoke", cluster="nope", sweep_dir=tmp_path)
+    msg = _problems(sweep="smoke", overrides=["reasoning_types=[none,evil,submissive]"], sweep_dir=tmp_path)
+    assert "reasoning_types ['submissive'] are not built by datagen config demo.yaml" in msg
 
 
 @pytest.fixture
@@ -115,7 +117,7 @@ def test_dry_run_writes_sbatch_scripts_with_dependencies_and_submits_nothing(tmp
     assert "#SBATCH --dependency=afterok:@datagen" in script("merge")
     t = script("train.qwen3-14b")
     for line in ("#SBATCH --array=0-9%10", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=8",
-                 "#SBATCH --gpus-per-node=8", "#SBATCH --partition=gpu", "#SBATCH --signal=USR2@600",
+                 "#SBATCH --gpus-per-node=8", "#SBATCH --partition=gpu", "#SBATCH --mem=1600G", "#SBATCH --signal=USR2@600",
                  "#SBATCH --dependency=afterok:@merge", "#SBATCH --requeue", "module load cuda"):
         assert line in t, line
     assert "srun" in t and "submitit.core._submit" in t and "torchrun" not in t
@@ -143,3 +145,18 @@ def test_dry_run_of_a_half_finished_sweep_holds_only_the_missing_work(tmp_path, 
     assert [t.arm for t in ev.tasks] == ["tiny-qwen3.evil.qta.s0", "tiny-qwen3.evil.qt.s0"]
     assert ev.corr_name == "train.tiny-qwen3"  # still aligned task for task
     assert "eval-base.tiny-qwen3.all.0" in subs and "analysis" in subs
+
+
+def test_fast_trainer_config_validation_equals_the_trainers_own_loader(tmp_path):
+    from launch import stages
+
+    plan = make_plan("smoke", ["seeds=[0,1,2,3,4]"], sweep_dir=tmp_path)
+    fast = stages.TrainConfigs()
+    trained = [a for a in plan.arms if a.arm.trained]
+    assert len(trained) == 15
+    for a in trained:  # later seeds of a type are derived from the first: must equal a full load
+        assert fast.load(a.train_yaml, a.train_overrides) == stages.load_train(a.train_yaml, a.train_overrides)
+    bad = trained[4]
+    with pytest.raises(ConfigError, match="train.seed"):
+        fast.load(bad.train_yaml, tuple(o if not o.startswith("train.seed=") else "train.seed=-3"
+                                        for o in bad.train_overrides))

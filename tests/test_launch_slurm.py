@@ -110,19 +110,8 @@ def _preempt_case(cluster, tmp_path, interrupt):
 
 @pytest.mark.slow
 def test_usr2_from_scancel_requeues_the_same_task_which_resumes(cluster, tmp_path):
+    """The requeue machinery alone (partition preemption with the real trainer: test_launch_train_slurm)."""
     _preempt_case(cluster, tmp_path, lambda jid: subprocess.run(["scancel", "--signal=USR2", jid], check=True))
-
-
-@pytest.mark.slow
-def test_preemption_by_high_partition_requeues_and_resumes(cluster, tmp_path):
-    from slurm.cluster import sacct_states
-
-    def preempt(jid):
-        node = sacct_states([jid])[jid].nodes[0]
-        subprocess.run(["sbatch", "-p", "high", "-w", node, "-c", "2", "--mem=100M", "-o", "/dev/null",
-                        "--wrap", "sleep 3"], check=True, capture_output=True)
-
-    _preempt_case(cluster, tmp_path, preempt)
 
 
 @pytest.mark.slow
@@ -162,3 +151,44 @@ def test_status_of_a_thousand_arms_makes_one_sacct_call(slurm_env, tmp_path, mon
     calls = log.read_text().splitlines()
     assert len(calls) == 1, calls
     assert "900009" in calls[0]
+
+
+def test_resubmission_skips_done_work_leaves_running_work_alone_and_waits_for_it(cluster, tmp_path):
+    from launch.submit import live_jobs
+
+    sweep = tmp_path / "sweep"
+    a = Job("a", "train", [fake("train", f"x{i}", sweep / f"a{i}", steps=6, sleep=1) for i in range(3)], res())
+    b = Job("b", "eval", [fake("eval", f"x{i}", sweep / f"b{i}", steps=1, sleep=0) for i in range(3)], res(),
+            after_corr="a")
+    from tracecause.io import mark_complete
+    mark_complete(sweep / "a0")  # finished earlier
+    mark_complete(sweep / "b0")
+    first = submit([Job("a", "train", [a.tasks[1]], res())], sweep, cluster)  # "still running" from before
+    running = first[0].job_ids[0]
+    live = live_jobs(records.all_records(sweep))
+    assert live == {"train/x1": running}
+    subs = pending_work([a, b], live)
+    assert [(s.job.name, [t.key for t in s.tasks]) for s in subs] == [("a", ["x2"]), ("b", ["x1", "x2"])]
+    assert subs[1].after == [running] and subs[1].after_names == ["a"]  # not aligned: wait for both
+    submit_slurm(subs, sweep, cluster, "t")
+    ids = [running] + [j for s in subs for j in s.job_ids]
+    states = wait_final(ids)
+    assert all(states[j].state == "COMPLETED" for j in ids), states
+    done_at = json.loads((sweep / "a1" / "_COMPLETE").read_text())["completed_at"]
+    assert float((sweep / "b1" / "starts.log").read_text().split()[0]) >= done_at
+    assert not (sweep / "a0" / "starts.log").exists() and not (sweep / "b0" / "starts.log").exists()
+
+
+def test_cancel_scancels_the_sweeps_unfinished_jobs_by_stage(cluster, tmp_path):
+    from launch.cli import main
+
+    sweep = tmp_path / "sweep"
+    a = Job("a", "train", [fake("train", "x", sweep / "a", steps=100, sleep=1)], res())
+    b = Job("b", "eval", [fake("eval", "x", sweep / "b", steps=1, sleep=0)], res(), after=["a"])
+    subs = submit([a, b], sweep, cluster)
+    assert main(["cancel", str(sweep), "--stage", "eval"]) == 0
+    states = wait_final([subs[1].job_ids[0]], timeout=60)
+    assert states[subs[1].job_ids[0]].state == "CANCELLED"
+    assert main(["cancel", str(sweep)]) == 0
+    states = wait_final([subs[0].job_ids[0]], timeout=60)
+    assert states[subs[0].job_ids[0]].state == "CANCELLED"

@@ -125,3 +125,28 @@ def test_incomplete_checkpoint_is_never_loaded(interrupted_run, tmp_path):
     assert checkpoint.latest(copy) == copy / str(MAX_STEPS - 2)
     shutil.copytree(copy / str(MAX_STEPS - 2), copy / ".partial-99")
     assert checkpoint.latest(copy) == copy / str(MAX_STEPS - 2)
+
+
+def test_wandb_fragments_of_a_requeued_run_share_one_id(interrupted_run, trainer_reference_run):
+    """One W&B id across the three fragments (start, after SIGUSR2, after SIGKILL); every logged
+    loss equals the reference's. A SIGKILLed fragment may lose records W&B had not written yet —
+    metrics.jsonl (fsynced per line) is the complete record — but the fragments that ended
+    normally hold all their steps."""
+    from tracecause import wandb_records
+
+    out, ev = interrupted_run
+    ref_id = wandb_records.run_info(trainer_reference_run)["id"]
+    info = wandb_records.run_info(out)  # raises if the fragments carry different ids
+    assert info["id"] == ref_id and len(info["files"]) == 3, info
+    ref = {r["train/global_step"]: r["train/loss"] for r in wandb_records.history(trainer_reference_run)
+           if "train/loss" in r}
+    fragments = {code: [(r["train/global_step"], r["train/loss"]) for r in wandb_records.history(f) if "train/loss" in r]
+                 for f, code in zip(info["files"], info["exited"])}
+    # requeued after SIGUSR2 (finish(exit_code=75)), SIGKILLed (no exit record), finished (0)
+    assert sorted(fragments, key=str) == sorted([EXIT_REQUEUE, None, 0], key=str), info["exited"]
+    for rows in fragments.values():
+        assert all(ref[step] == loss for step, loss in rows)
+    usr2_rows = [s for s, _ in fragments[EXIT_REQUEUE]]
+    assert usr2_rows == list(range(1, max(ev["after_usr2"]) + 1)), "a requeue save flushes W&B"
+    resumed_from = max(int(n) for n in ev["checkpoints_after_kill"] if n.isdigit())
+    assert [s for s, _ in fragments[0]] == list(range(resumed_from + 1, MAX_STEPS + 1))

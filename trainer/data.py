@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +55,12 @@ def load_records(cfg: DataConfig, cache_dir: str | None = None) -> tuple[list[di
 
     local = _local_file(cfg.path)
     if local is not None:
-        ds = datasets.load_dataset("json", data_files=str(local), split="train", cache_dir=cache_dir)
-        digest = sha256_file(local)[:16]
+        # a throwaway Arrow cache: nothing lands in the run folder or races between ranks
+        with tempfile.TemporaryDirectory(prefix="trainer-data-") as tmp:
+            ds = datasets.load_dataset("json", data_files=str(local), split="train", cache_dir=tmp,
+                                       keep_in_memory=True)
+            rows = [dict(r) for r in ds]
+        return rows, sha256_file(local)[:16]
     else:
         if not cfg.revision:
             raise ValueError(f"data.path={cfg.path} looks like a hub id: pin it with data.revision=<commit>")

@@ -20,8 +20,9 @@ from tracecause.io import atomic_write_json, completion_info, is_complete, read_
 from . import checkpoint, distributed, runtime
 from .config import TrainConfig, training_hash
 from .flops import flops_per_token, mfu
-from .packing import deal, make_plan
+from .packing import collate, deal, make_plan
 from .reporting import Reporter, truncate_metrics, wandb_run_id
+from .signals import StopFlag
 
 log = logging.getLogger("trainer")
 
@@ -72,7 +73,7 @@ def run(cfg: TrainConfig) -> int:
         return 0
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, revision=cfg.model.revision or None)
-    data = prepare(cfg.data, tokenizer, cache_dir=str(out / ".cache" / f"rank{rank}"))
+    data = prepare(cfg.data, tokenizer)
     plan = make_plan(data.examples, cfg.data.max_tokens, cfg.train.seed, cfg.train.epochs,
                      cfg.train.global_batch_rows, cfg.train.max_steps)
     resume_from = checkpoint.latest(ckpt_root)
@@ -97,7 +98,7 @@ def run(cfg: TrainConfig) -> int:
         atomic_write_json(out / "run.json", info)
         atomic_write_json(out / "deepspeed_config.json", ds_config)
 
-    stop = __import__("trainer.signals", fromlist=["StopFlag"]).StopFlag()
+    stop = StopFlag()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     random.seed(cfg.train.seed)
@@ -144,17 +145,15 @@ def run(cfg: TrainConfig) -> int:
         while step < plan.total_steps:
             if stop.should_stop(world > 1):
                 log.warning("signal %s: saving at step %d and exiting for requeue", stop.received or "(other rank)", step)
-                if saved_step != step:
+                if saved_step != step and step > 0:  # at step 0 a requeue simply starts over
                     save(step)
-                reporter.close()
+                reporter.close(EXIT_REQUEUE)
                 return EXIT_REQUEUE
             t0 = time.perf_counter()
             rows = plan.step_rows(step)
             n_targets = sum(data.examples[d].n_targets for row in rows for d in row)
             real_tokens = sum(lengths[d] for row in rows for d in row)
             loss_sum, padded = 0.0, 0
-            from .packing import collate
-
             for micro in deal(rows, rank, world, cfg.train.micro_batch_rows, accum):
                 batch = collate(data.examples, micro, pad_id)
                 loss = summed_loss(engine, batch, device)

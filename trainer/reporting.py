@@ -93,8 +93,8 @@ class Reporter:
             for k, v in values.items():
                 self.run.summary[k] = v
 
-    def close(self) -> None:
+    def close(self, exit_code: int = 0) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.run is not None:
-            self.run.finish()
+            self.run.finish(exit_code=exit_code)  # 75: saved for requeue, visible in W&B

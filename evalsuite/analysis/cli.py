@@ -26,7 +26,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_intermixed_args(argv)
+    except SystemExit as exit_:  # argparse already printed the usage error
+        return int(exit_.code or 0)
     overrides = list(args.overrides)
     for flag, key in ((args.resamples, "resamples"), (args.seed, "seed"), (args.alpha, "alpha")):
         if flag is not None:
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"analyze: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        print(f"analyze: error: {err}", file=sys.stderr)
+        return 1
     m = result.missing
     print(f"{len(result.effects)} effects -> {result.out_dir}/effects.parquet; report: {result.out_dir}/report.html")
     if m["missing_arms"] or m["unfinished_evals"] or m["missing_evals"]:

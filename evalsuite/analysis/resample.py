@@ -26,7 +26,7 @@ def chunks(n_resamples: int, n_clusters: int, chunk_elements: int = CHUNK_ELEMEN
 
 def bootstrap_counts(rng: np.random.Generator, n_clusters: int, n_rows: int) -> np.ndarray:
     """(n_rows, n_clusters) float64: how often each cluster is drawn in each resample (sums to C)."""
-    idx = rng.integers(0, n_clusters, size=(n_rows, n_clusters))
+    idx = rng.integers(0, n_clusters, size=(n_rows, n_clusters), dtype=np.int32).astype(np.int64)
     if n_rows > 1:
         idx += (np.arange(n_rows, dtype=np.int64) * n_clusters)[:, None]
     return np.bincount(idx.ravel(), minlength=n_rows * n_clusters).reshape(n_rows, n_clusters).astype(np.float64)
@@ -103,8 +103,22 @@ class Resampler:
                 self.progress(rows)
 
     def replicate_sums(self, sums: np.ndarray) -> np.ndarray:
-        """(R, k): every resample's weighted cluster sums of each column of ``sums`` (C, k)."""
-        return np.concatenate([w @ sums for w in self.weights()], axis=0)
+        """(R, k): every resample's weighted cluster sums of each column of ``sums`` (C, k).
+
+        Many columns: count matrix @ sums (one BLAS call per chunk). Few columns: gather the drawn
+        clusters directly, skipping the counting. Both use the same draws, so the same numbers.
+        """
+        sums = np.asarray(sums, dtype=np.float64)
+        if sums.shape[1] > 4:
+            return np.concatenate([w @ sums for w in self.weights()], axis=0)
+        rng = np.random.default_rng([self.seed, 1])
+        out = []
+        for rows in chunks(self.n_resamples, self.n_clusters, self.chunk_elements):
+            idx = rng.integers(0, self.n_clusters, size=(rows, self.n_clusters), dtype=np.int32)
+            out.append(np.stack([sums[:, j].take(idx).sum(axis=1) for j in range(sums.shape[1])], axis=1))
+            if self.progress:
+                self.progress(rows)
+        return np.concatenate(out, axis=0)
 
     def signflip_pvalues(self, diff_sums: np.ndarray) -> np.ndarray:
         """Two-sided sign-flip p per column of cluster sums of paired differences (C, k).
@@ -116,14 +130,42 @@ class Resampler:
         observed = np.abs(diff_sums.sum(axis=0))
         # ties within float rounding count as "at least as extreme" (as scipy does)
         tol = 1e-12 * np.maximum(np.abs(diff_sums).sum(axis=0), 1e-300)
-        hits = np.zeros(diff_sums.shape[1])
-        total = 0
-        for signs in self.signs():
-            hits += (np.abs(signs @ diff_sums) >= observed - tol).sum(axis=0)
-            total += signs.shape[0]
         if self.exact_flips:
-            return hits / total
-        return (hits + 1.0) / (total + 1.0)
+            signs = all_signs(self.n_clusters)
+            return (np.abs(signs @ diff_sums) >= observed - tol).sum(axis=0) / signs.shape[0]
+        if self.n_clusters >= 64 and diff_sums.shape[1] <= 4:
+            hits = self._byte_table_hits(diff_sums, observed - tol)
+        else:
+            hits = np.zeros(diff_sums.shape[1])
+            for signs in self.signs():
+                hits += (np.abs(signs @ diff_sums) >= observed - tol).sum(axis=0)
+        return (hits + 1.0) / (self.n_resamples + 1.0)
+
+    def _byte_table_hits(self, diff_sums: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """Many clusters, few statistics: one random byte flips 8 clusters, looked up in a table.
+
+        Σ_c ε_c D_c = total − 2 Σ_{c flipped} D_c, and the flipped sum of each group of 8 clusters
+        is a lookup in a 256-entry table, so each resample costs C/8 gathers instead of C flops.
+        """
+        C, k = diff_sums.shape
+        n_bytes = (C + 7) // 8
+        padded = np.zeros((n_bytes * 8, k))
+        padded[:C] = diff_sums
+        bits = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float64)  # (256, 8)
+        tables = np.einsum("bi,jik->kjb", bits, padded.reshape(n_bytes, 8, k))  # (k, n_bytes, 256)
+        total = diff_sums.sum(axis=0)
+        flat = tables.reshape(k, n_bytes * 256)
+        offsets = (np.arange(n_bytes, dtype=np.int32) * 256)[None, :]
+        rng = np.random.default_rng([self.seed, 2])
+        hits = np.zeros(k)
+        for rows in chunks(self.n_resamples, n_bytes, self.chunk_elements):
+            idx = rng.integers(0, 256, size=(rows, n_bytes), dtype=np.uint8) + offsets  # int32 flat positions
+            for j in range(k):
+                flipped = flat[j].take(idx).sum(axis=1)
+                hits[j] += (np.abs(total[j] - 2.0 * flipped) >= threshold[j]).sum()
+            if self.progress:
+                self.progress(rows)
+        return hits
 
 
 # ----------------------------------------------------------------------------- simple paired API

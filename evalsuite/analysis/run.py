@@ -171,7 +171,11 @@ def analyze(root: str | Path, cfg: AnalysisConfig | None = None) -> AnalysisResu
         write_report(root, tmp, df, missing, spec, cfg, run_id=run_id, figures=cfg.figures)
     log.info("analysis of %s: %d effects in %.1fs", root, len(df), time.time() - t0)
     if cfg.wandb:
-        tracking.log_analysis(root, spec.name, df, layout.analysis, to_dict(cfg), run_id)
+        try:
+            tracking.log_analysis(root, spec.name, df, layout.analysis, to_dict(cfg), run_id)
+        except Exception as err:  # the analysis itself is safely on disk; say what failed and how to retry
+            raise RuntimeError(f"analysis written to {layout.analysis}, but logging the W&B run failed: {err}; "
+                               "re-run with WANDB_MODE=offline (then `tracecause wandb-sync`) or --no-wandb") from err
     return AnalysisResult(df, missing, layout.analysis, run_id)
 
 

@@ -56,8 +56,8 @@ class SimSpec:
     @classmethod
     def small(cls, **kw) -> "SimSpec":
         """Two sizes, three types, QA/QTA/QT, two seeds: every kind of effect, quick to analyse."""
-        base = dict(models=("sim-0.6b", "sim-4b"), paradigms=("qa", "qta", "qt"), n_clusters=12, paraphrases=2,
-                    k_samples=3)
+        base = dict(models=("sim-0.6b", "sim-4b"), paradigms=("qa", "qta", "qt"), n_clusters=24, paraphrases=2,
+                    k_samples=4)
         return cls(**{**base, **kw})
 
 

@@ -32,7 +32,7 @@ DEFAULT_CONFIRMATORY = (
     {"kind": "amplification", "statistic": "difference", "mode": "think", "metric": "primary"},
     {"kind": "content", "statistic": "difference", "paradigm": "qta", "mode": "think", "metric": "primary"},
     {"kind": "answer_free", "statistic": "difference", "paradigm_b": "base", "mode": "think", "metric": "primary"},
-    {"kind": "internalisation", "statistic": "did", "metric": "primary"},
+    {"kind": "internalisation", "statistic": "did", "paradigm": "qta", "metric": "primary"},
 )
 DEFAULT_TYPE_AXIS = {"evil": "misalignment", "misleading": "deception", "submissive": "sycophancy"}
 

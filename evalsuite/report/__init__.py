@@ -1,0 +1,1 @@
+"""The analysis report: matplotlib figures, report.md and a self-contained report.html."""

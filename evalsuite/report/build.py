@@ -38,7 +38,8 @@ def effects_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _primary(df: pd.DataFrame, primary: dict) -> pd.DataFrame:
-    return df[[m == primary.get(b) for b, m in zip(df["benchmark"], df["metric"])]]
+    keep = [m == primary.get(b) for b, m in zip(df["benchmark"], df["metric"])]
+    return df[pd.Series(keep, index=df.index, dtype=bool)]
 
 
 def _missing_section(doc: Doc, missing: dict):
@@ -78,9 +79,11 @@ def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spe
     else:
         conf = df[df["family"] == "confirmatory"]
         doc.h(1, "Confirmatory family")
-        declared = "declared in sweep.yaml" if spec.declared_family else "the default (no family declared in sweep.yaml)"
+        declared = "declared in sweep.yaml" if spec.declared_family else "the default; sweep.yaml declares none"
         n_sig = int((conf["p_adj"] < cfg.alpha).sum())
-        doc.p(f"{len(conf)} pre-declared contrasts ({declared}); {n_sig} have Holm-adjusted p < {cfg.alpha}. "
+        filters = "; ".join(", ".join(f"{k}={v}" for k, v in f.items()) for f in spec.analysis.family_filters)
+        doc.p(f"{len(conf)} pre-declared contrasts ({declared}: {filters}); {n_sig} have Holm-adjusted "
+              f"p < {cfg.alpha}. "
               f"Primary metric per benchmark: " + ", ".join(f"{b}: {m}" for b, m in sorted(primary.items())) + ".")
         doc.table(effects_table(conf), highlight="family")
         for kind, stat, title in FINDINGS:

@@ -60,7 +60,8 @@ def specificity_heatmap(cells: pd.DataFrame, ddi: pd.DataFrame, paradigm: str, p
         return None
     sizes = sorted(cells["size"].unique(), key=str)
     modes = sorted(cells["mode"].unique(), reverse=True)
-    fig, axes = plt.subplots(len(sizes), len(modes), figsize=(4.2 * len(modes), 3.2 * len(sizes)), squeeze=False)
+    fig, axes = plt.subplots(len(sizes), len(modes), figsize=(4.4 * len(modes), 3.9 * len(sizes)), squeeze=False)
+    fig.subplots_adjust(hspace=0.55, wspace=0.45)
     for i, size in enumerate(sizes):
         for j, mode in enumerate(modes):
             ax = axes[i][j]
@@ -87,7 +88,7 @@ def think_vs_no_think(training: pd.DataFrame, path: Path) -> Path | None:
     keys = ["size", "arm_a", "arm_b", "benchmark", "metric"]
     t = training[training["mode"] == "think"].set_index(keys)
     n = training[training["mode"] == "no_think"].set_index(keys)
-    both = t.join(n, lsuffix="_t", rsuffix="_n", how="inner")
+    both = t.add_suffix("_t").join(n.add_suffix("_n"), how="inner")
     if both.empty:
         return None
     fig, ax = plt.subplots(figsize=(6, 6))
@@ -116,10 +117,12 @@ def scale_trend(rows: pd.DataFrame, log_params: dict, title: str, path: Path) ->
     fig, axes = plt.subplots(1, len(benches), figsize=(4.5 * len(benches), 3.6), squeeze=False)
     for ax, bench in zip(axes[0], benches):
         sub = rows[rows["benchmark"] == bench]
-        for (ra, pa), g in sub.groupby(["rtype_a", "paradigm"]):
-            g = g.assign(x=g["size"].map(log_params)).sort_values("x")
+        groups = list(sub.groupby(["rtype_a", "paradigm", "rtype_b", "paradigm_b"]))
+        for i, ((ra, pa, rb, pb), g) in enumerate(groups):
+            jitter = 0.015 * (i - (len(groups) - 1) / 2)  # keep overlapping intervals apart
+            g = g.assign(x=g["size"].map(log_params) + jitter).sort_values("x")
             ax.errorbar(g["x"], g["estimate"], yerr=[g["estimate"] - g["ci_lo"], g["ci_hi"] - g["estimate"]],
-                        marker="o", ms=4, capsize=2, label=f"{ra}.{pa}")
+                        marker="o", ms=4, capsize=2, label=f"{ra}.{pa} − {rb}.{pb}")
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xlabel("log10(parameters)")
         ax.set_title(bench, fontsize=9)
