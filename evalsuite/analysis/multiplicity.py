@@ -7,39 +7,39 @@ import pandas as pd
 from .spec import FILTER_KEYS
 
 
-def holm(p) -> np.ndarray:
-    """Holm step-down adjusted p-values (NaN stays NaN and does not count)."""
+def _adjust(p, step) -> np.ndarray:
+    """Apply ``step`` (sorted finite p-values -> adjusted) and undo the sort; NaN stays NaN."""
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.isfinite(p)
     q = p[ok]
-    m = len(q)
-    if m == 0:
+    if len(q) == 0:
         return out
     order = np.argsort(q, kind="stable")
-    adj = np.maximum.accumulate((m - np.arange(m)) * q[order])
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
+    res = np.empty(len(q))
+    res[order] = np.minimum(step(q[order]), 1.0)
     out[ok] = res
     return out
+
+
+def _holm_sorted(q: np.ndarray) -> np.ndarray:
+    m = len(q)
+    return np.maximum.accumulate((m - np.arange(m)) * q)
+
+
+def _bh_sorted(q: np.ndarray) -> np.ndarray:
+    m = len(q)
+    return np.minimum.accumulate((q * m / np.arange(1, m + 1))[::-1])[::-1]
+
+
+def holm(p) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN stays NaN and does not count)."""
+    return _adjust(p, _holm_sorted)
 
 
 def bh(p) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (NaN stays NaN and does not count)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    q = p[ok]
-    m = len(q)
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    ranked = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+    return _adjust(p, _bh_sorted)
 
 
 def matches(row: dict, flt: dict, primary: dict) -> bool:
