@@ -9,6 +9,7 @@ to the end. Every logged loss must equal the reference's exactly.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -54,10 +55,8 @@ def interrupted_run(tiny_model_dir, trainer_data_dir, tmp_path_factory):
     job = SlurmStyleJob(args, logs, "b")
     kill_at = rng.randint(max(events["after_usr2"]) + 1, MAX_STEPS - 1)
     events["kill_seen_at"] = wait_for_step(metrics, kill_at, job)
-    for pid in job.pids:
-        import os
-
-        os.kill(pid, signal.SIGKILL)
+    for pid in job.pids:  # each worker leads its own group: its wandb-core dies with it, as under SLURM
+        os.killpg(pid, signal.SIGKILL)
     events["kill_rc"] = job.wait()
     events["before_resume_metrics"] = metrics.read_text()
     events["checkpoints_after_kill"] = sorted(p.name for p in (out / "checkpoints").iterdir())

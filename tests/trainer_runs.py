@@ -65,8 +65,10 @@ class SlurmStyleJob:
             e = dict(env, SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NTASKS="2",
                      SLURM_JOB_ID=job_id, SLURM_JOB_NODELIST="127.0.0.1")
             fh = open(log_dir / f"{tag}.rank{rank}.log", "w")
+            # Own session per worker: a SIGKILL takes the worker's children (wandb-core) with
+            # it, as SLURM does when it kills a job step.
             self.procs.append(subprocess.Popen([PY, "-m", "trainer", *args], cwd=ROOT, env=e, stdout=fh,
-                                               stderr=subprocess.STDOUT))
+                                               stderr=subprocess.STDOUT, start_new_session=True))
             fh.close()
 
     @property
@@ -83,7 +85,7 @@ class SlurmStyleJob:
     def kill(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                os.kill(p.pid, signal.SIGKILL)
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
 

@@ -36,6 +36,24 @@ def truncate_metrics(path: Path, upto_step: int) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _init_wandb_run(wandb, attempts: int = 12, **kwargs):
+    """wandb.init, waiting out a predecessor's orphaned service that still holds the run id.
+
+    A worker killed hard on this node can leave its wandb-core alive for a while; the
+    requeued run must continue the same run id rather than fail or fork a new run.
+    """
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return wandb.init(**kwargs)
+        except Exception as err:  # wandb raises ServerResponseError; match on its message
+            if "is in use" not in str(err) or attempt == attempts - 1:
+                raise
+            log.warning("W&B run id %s still held by an old process; retrying in 5 s", kwargs.get("id"))
+            time.sleep(5)
+
+
 def wandb_run_id(config_hash: str) -> str:
     return f"train-{config_hash}"
 
@@ -59,9 +77,10 @@ class Reporter:
 
             wdir = Path(wandb_cfg.dir or out_dir)
             wdir.mkdir(parents=True, exist_ok=True)
-            self.run = wandb.init(project=wandb_cfg.project, group=wandb_cfg.group or None, job_type="train",
-                                  id=run_id, resume="allow", name=arm_id or run_id, config=config,
-                                  dir=str(wdir), mode=wandb_cfg.mode, tags=[t for t in arm_id.split(".")[:3] if t])
+            self.run = _init_wandb_run(wandb, project=wandb_cfg.project, group=wandb_cfg.group or None,
+                                       job_type="train", id=run_id, resume="allow", name=arm_id or run_id,
+                                       config=config, dir=str(wdir), mode=wandb_cfg.mode,
+                                       tags=[t for t in arm_id.split(".")[:3] if t])
             self.run.define_metric("train/global_step")
             self.run.define_metric("train/*", step_metric="train/global_step")
 
