@@ -29,8 +29,12 @@ def base_args(model: Path, data: Path, out: Path) -> list[str]:
 
 
 def clean_env() -> dict:
+    # WANDB_SERVICE: an earlier in-process wandb test makes pytest's own wandb service
+    # visible to children; a worker attached to it leaves its run id "in use" there after
+    # a SIGKILL, which never happens to a real job (its service dies with it).
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SLURM_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_", "TORCHELASTIC"))}
+           if not k.startswith(("SLURM_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_", "TORCHELASTIC",
+                                "WANDB_SERVICE"))}
     env.update(OMP_NUM_THREADS="1", WANDB_MODE="offline", WANDB_SILENT="true", PYTHONUNBUFFERED="1")
     return env
 
