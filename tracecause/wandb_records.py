@@ -195,16 +195,22 @@ def _apply_updates(state: dict, rec) -> None:
         _remove_nested(state, _key_path(item))
 
 
-def config(path_or_dir: str | Path, run_id: str | None = None, *, keep_internal: bool = False) -> dict:
-    """The run's config (``wandb.init(config=...)`` plus later updates); ``_wandb`` dropped by default."""
+def _fold_updates(path_or_dir: str | Path, run_id: str | None, field: str) -> dict:
+    """Apply the run record's ``field`` and every later ``field`` record, in file order."""
     state: dict = {}
     for path in _files(path_or_dir, run_id):
         for record in read_records(path):
             kind = record.WhichOneof("record_type")
             if kind == "run":
-                _apply_updates(state, record.run.config)
-            elif kind == "config":
-                _apply_updates(state, record.config)
+                _apply_updates(state, getattr(record.run, field))
+            elif kind == field:
+                _apply_updates(state, getattr(record, field))
+    return state
+
+
+def config(path_or_dir: str | Path, run_id: str | None = None, *, keep_internal: bool = False) -> dict:
+    """The run's config (``wandb.init(config=...)`` plus later updates); ``_wandb`` dropped by default."""
+    state = _fold_updates(path_or_dir, run_id, "config")
     if not keep_internal:
         state.pop("_wandb", None)
     return state
@@ -212,14 +218,7 @@ def config(path_or_dir: str | Path, run_id: str | None = None, *, keep_internal:
 
 def summary(path_or_dir: str | Path, run_id: str | None = None, *, keep_internal: bool = False) -> dict:
     """The run's final summary (last logged values plus explicit ``run.summary`` writes)."""
-    state: dict = {}
-    for path in _files(path_or_dir, run_id):
-        for record in read_records(path):
-            kind = record.WhichOneof("record_type")
-            if kind == "run":
-                _apply_updates(state, record.run.summary)
-            elif kind == "summary":
-                _apply_updates(state, record.summary)
+    state = _fold_updates(path_or_dir, run_id, "summary")
     if not keep_internal:
         state = {k: v for k, v in state.items() if not k.startswith("_")}
     return state
