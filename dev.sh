@@ -3,6 +3,7 @@
 #   bash dev.sh setup   venv at .venv with everything (idempotent)
 #   bash dev.sh test    setup + local SLURM cluster + the whole test suite
 #   bash dev.sh demo    setup + the end-to-end smoke sweep on this machine
+#   bash dev.sh faults  setup + local SLURM cluster + the fault-injection suite and its scoreboard (root)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -45,6 +46,11 @@ case "$cmd" in
   demo)
     setup_venv
     exec "$VENV/bin/tracecause" demo "$@" ;;
+  faults)
+    setup_venv
+    slurm_env="$("$ROOT/slurm/local-cluster" start --print-env)"
+    eval "$slurm_env"
+    exec "$PY" -m slurm.faults "$@" ;;
   *)
-    echo "usage: bash dev.sh {setup|test|demo} [args]"; exit 2 ;;
+    echo "usage: bash dev.sh {setup|test|demo|faults} [args]"; exit 2 ;;
 esac

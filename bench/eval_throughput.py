@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         battery = load_battery(battery_path)
         items = load_items(battery)
         with ResultCache(work / "scratch", "generate") as scratch:
-            gen = Generator(engine, scratch, "bench", args.mode, 1 << 30, False)
+            gen = Generator(engine, scratch, {"weights": "bench"}, args.mode, 1 << 30, False)
             reqs = [gen.request(it, battery.benchmarks[0], battery.seed, 1, 0, it.messages) for it in items]
         from vllm import SamplingParams
         sps = [SamplingParams(**r.params) for r in reqs]

@@ -1,6 +1,15 @@
-"""ZeRO-3 model-state bytes per GPU: the project's planner next to DeepSpeed's own estimator.
+"""The training memory planner (tracecause/memory.py): which terms it models, and its numbers.
 
-For every Qwen3 size in configs/models/ and several GPU counts, prints trainer.memory's numbers
+Terms modelled per GPU (bytes): model_states (ZeRO-3 weights, grads, Adam: DeepSpeed's own
+arithmetic, checked against DeepSpeed below), activations (per decoder layer per token at the
+configured row length, or layer inputs only + one recomputed layer with checkpointing), the
+attention mask (T x T for sdpa/eager; none for flash-attention 2 / flex-attention), the loss
+(full logits for the reference loss; one chunk + fp32 head gradient for the chunked loss) and a
+fixed 1 GiB overhead (CUDA context, allocator). Not modelled: fragmentation beyond that, NCCL
+buffers, ZeRO-3 prefetch. The measured peak on a GPU is compared in bench/gpu/run_gpu_bench.py.
+
+Part 1 prints the full plan for each Qwen3 size at 4k/8k tokens, checkpointing off/on, reference
+vs chunked loss. Part 2: for every Qwen3 size in configs/models/ and several GPU counts, prints the planner's numbers
 and DeepSpeed's (``estimate_zero3_model_states_mem_needs``, the arithmetic behind
 ``estimate_zero3_model_states_mem_needs_all_live/_all_cold``), and their ratio. For the models
 small enough to build here (tiny, and 0.6B with --live), DeepSpeed's ``_all_live`` is run on the
@@ -20,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tracecause.models import load_model_spec  # noqa: E402
-from trainer.memory import zero3_model_state_bytes  # noqa: E402
+from tracecause.memory import GiB, plan_from_spec, zero3_model_state_bytes  # noqa: E402
 
 SIZES = ("tiny-qwen3", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b")
 GPUS = (1, 2, 4, 8, 16, 32)
@@ -40,12 +49,11 @@ def live_counts(name: str) -> tuple[int, int]:
     """DeepSpeed's own count on a real module (random init; fits here for tiny / 0.6B only)."""
     import torch
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs_all_live, model_to_params
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    s = load_model_spec(name)
-    cfg = Qwen3Config(vocab_size=s.vocab_size, hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
-                      num_hidden_layers=s.n_layers, num_attention_heads=s.n_heads, num_key_value_heads=s.n_kv_heads,
-                      head_dim=s.head_dim, tie_word_embeddings=s.tied_embeddings)
+    from tracecause.models import hf_config_from_spec
+
+    cfg = hf_config_from_spec(load_model_spec(name))
     with torch.device("cpu"):
         model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
     buf = io.StringIO()
@@ -55,10 +63,27 @@ def live_counts(name: str) -> tuple[int, int]:
     return model_to_params(model)
 
 
+def print_full_plans(n_gpus: int = 8) -> None:
+    print(f"Full plan per GPU (bf16, flash-attention 2, ZeRO-3 over {n_gpus} GPUs, one row of T tokens per micro-step), GiB")
+    print(f"  {'model':<11} {'T':>5} {'ckpt':>5} {'loss':>9} {'states':>7} {'activ.':>7} {'loss':>6} {'total':>7}")
+    for name in SIZES[1:]:
+        spec = load_model_spec(name)
+        for tokens in (4096, 8192):
+            for ckpt in (False, True):
+                for loss in ("reference", "chunked"):
+                    p = plan_from_spec(spec, n_gpus=n_gpus, tokens=tokens, grad_checkpointing=ckpt, loss=loss)
+                    t = {k: v / GiB for k, v in p.terms.items()}
+                    print(f"  {name:<11} {tokens:>5} {str(ckpt):>5} {loss:>9} {t['model_states']:>7.1f} "
+                          f"{t['activations']:>7.1f} {t['loss']:>6.1f} {p.total / GiB:>7.1f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--live", action="store_true", help="also build qwen3-0.6b here and run DeepSpeed's _all_live")
     args = ap.parse_args(argv)
+    print(__doc__.split("Part 1")[0])
+    print_full_plans()
+    print("\nModel states: the planner vs DeepSpeed's estimator")
     worst = 0.0
     for name in SIZES:
         spec = load_model_spec(name)

@@ -17,7 +17,8 @@ Output (``output.root`` is the sweep folder, default "."):
     <root>/data/<dataset-id>/shards/shard-KKKKK-of-NNNNN/   (each with _COMPLETE)
     <root>/data/<dataset-id>/_COMPLETE        written last
 The dataset id is ``output.dataset_id`` or ``dg-<hash of the resolved config>``.
-Exit status: 0 done, 2 bad input (nothing started), 3 shards missing at merge, 4 empty dataset.
+Exit status: 0 done, 2 bad input (nothing started), 3 shards missing at merge, 4 empty dataset
+or a malformed shard line.
 """
 from __future__ import annotations
 
@@ -61,7 +62,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datagen.merge import EmptyDatasetError, MissingShardsError, merge
+    """Run the stage; SIGTERM/SIGUSR2 stop it with EXIT_REQUEUE, keeping every finished request."""
+    from tracecause.preemption import run_preemptible
+
+    return run_preemptible(lambda: _main(argv), "datagen")
+
+
+def _main(argv: list[str] | None = None) -> int:
+    from datagen.merge import EmptyDatasetError, MalformedShardError, MissingShardsError, merge
     from datagen.plan import load_config, make_plan
 
     argv = sys.argv[1:] if argv is None else argv
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except MissingShardsError as err:
         print(f"datagen: error: {err}", file=sys.stderr)
         return 3
-    except EmptyDatasetError as err:
+    except (EmptyDatasetError, MalformedShardError) as err:
         print(f"datagen: error: {err}", file=sys.stderr)
         return 4
     print(str(plan.data_dir))

@@ -11,7 +11,7 @@ from typing import Any
 from tracecause.config import bounded, nested, one_of
 
 SOURCE_KINDS = ("jsonl", "csv", "parquet", "hub")
-BACKENDS = ("vllm", "openai")
+BACKENDS = ("vllm", "openai", "world")  # world: the known-answer world's rule-based traces (tracecause.world)
 
 
 @dataclass
@@ -68,6 +68,10 @@ class OpenAIConfig:
     max_retries: int = bounded(6, ge=0)
     backoff: float = bounded(1.0, gt=0.0, help="first retry waits this long; doubles each time")
     backoff_max: float = bounded(60.0, gt=0.0)
+    # A server's Retry-After is honoured up to this long (a stuck server does not stall a shard forever).
+    retry_after_max: float = bounded(300.0, gt=0.0)
+    # Request starts per second (0 = no cap), on top of `concurrency`: hosted quotas are rates.
+    requests_per_s: float = bounded(0.0, ge=0.0)
     # Sent with every request. vLLM servers read chat_template_kwargs; hosted APIs
     # that reject unknown fields want extra_body={}.
     extra_body: dict[str, Any] = field(default_factory=lambda: {"chat_template_kwargs": {"enable_thinking": False}})
@@ -77,6 +81,8 @@ class OpenAIConfig:
 class GeneratorConfig:
     backend: str = one_of("vllm", BACKENDS)
     model: str = ""               # local path / hub id (vllm) or the served model name (openai)
+    # vllm backend with a hub id: the pinned commit (required; a hub head moves under a study).
+    revision: str = ""
     # Pairs handed to the backend per call (x types x n requests); the progress bar and
     # crash granularity follow it, the outputs do not (each request has its own seed).
     batch_size: int = bounded(64, ge=1)
@@ -158,9 +164,21 @@ def check_complete(cfg: DatagenConfig, source: str = "config") -> None:
          "required: a model path for vllm, the served model name for openai"),
         (cfg.filters.judge.enabled and not cfg.filters.judge.generator.model, "filters.judge.generator.model",
          "required when filters.judge.enabled=true"),
+        (_unpinned_hub(cfg.generator), "generator.revision",
+         f"generator.model={cfg.generator.model!r} is a hub id: pin its commit (generator.revision=<sha>)"),
+        (cfg.filters.judge.enabled and _unpinned_hub(cfg.filters.judge.generator), "filters.judge.generator.revision",
+         f"filters.judge.generator.model={cfg.filters.judge.generator.model!r} is a hub id: pin its commit "
+         "(filters.judge.generator.revision=<sha>)"),
         (cfg.filters.min_tokens > cfg.filters.max_tokens, "filters.min_tokens",
          f"{cfg.filters.min_tokens} > filters.max_tokens ({cfg.filters.max_tokens})"),
     ]
     for bad, key, message in problems:
         if bad:
             raise ConfigError(source, key, message)
+
+
+def _unpinned_hub(gen: GeneratorConfig) -> bool:
+    """A vLLM generator named by hub id (``org/name``, no such local folder) without a revision."""
+    from tracecause.hub import is_hub_id
+
+    return gen.backend == "vllm" and is_hub_id(gen.model) and not gen.revision

@@ -86,7 +86,7 @@ def check(text: str, finish_reason: str, answer: str, cfg: FilterConfig, count_t
     return text, None
 
 
-def token_counter(cfg: FilterConfig, generator_model: str) -> TokenCounter:
+def token_counter(cfg: FilterConfig, generator_model: str, revision: str = "") -> TokenCounter:
     """Built before any generation so a tokenizer that cannot load fails early."""
     name = cfg.tokenizer or generator_model
     if name == "whitespace":
@@ -96,7 +96,8 @@ def token_counter(cfg: FilterConfig, generator_model: str) -> TokenCounter:
     from tracecause.config import ConfigError
 
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        # the generator's own tokenizer at its pinned revision (filters.tokenizer names another one)
+        tok = AutoTokenizer.from_pretrained(name, revision=(revision or None) if not cfg.tokenizer else None)
     except Exception as err:  # noqa: BLE001 - any load failure means the same fix
         raise ConfigError("filters", "tokenizer", f"cannot load tokenizer {name!r} for the length bounds ({err}); "
                                                   "set filters.tokenizer=<path> or filters.tokenizer=whitespace") from None

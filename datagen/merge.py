@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from tracecause.config import to_dict
 from tracecause.contracts import DATASET_FILE, DATASET_MANIFEST, validate_dataset_record
@@ -26,6 +27,25 @@ class MissingShardsError(RuntimeError):
 
 class EmptyDatasetError(RuntimeError):
     pass
+
+
+class MalformedShardError(RuntimeError):
+    """A shard's records file has a line that is not a JSON record (disk damage, a foreign writer)."""
+
+
+def read_shard_records(path: Path) -> list[dict]:
+    """Every row of a shard's records file; a bad line is named by file and line number."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "id" not in row or "type" not in row:
+                raise ValueError("not a record with 'id' and 'type'")
+        except ValueError as err:
+            raise MalformedShardError(f"{path} line {number} is malformed ({err}): {line[:80]!r}. Nothing was "
+                                      f"merged; delete {path.parent} and run that shard again") from None
+        rows.append(row)
+    return rows
 
 
 def _sum_stats(all_stats: list[dict], types: list[str]) -> dict:
@@ -66,17 +86,16 @@ def merge(plan: Plan, force: bool = False) -> dict:
         hint = f"; found shards of another sharding: {others[:4]} (pass the same --num-shards)" if others else ""
         raise MissingShardsError(f"cannot merge {plan.dataset_id}: {len(missing)} of {plan.num_shards} shards missing: "
                                  f"{missing[:50]} (run them with --shard K --num-shards {plan.num_shards}){hint}")
-    write_identity(plan)
     types = [t.name for t in plan.types]
     source = {p.id: p for p in plan.source.pairs}
     rows_by_id: dict[str, dict[str, dict]] = defaultdict(dict)
     all_stats = []
-    for k in range(plan.num_shards):
+    for k in range(plan.num_shards):  # every shard read and checked before anything is written
         d = plan.shard_dir(k)
         all_stats.append(read_json(d / STATS_FILE))
-        for line in (d / RECORDS_FILE).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        for row in read_shard_records(d / RECORDS_FILE):
             rows_by_id[row["id"]][row["type"]] = row
+    write_identity(plan)
     problems: dict[str, int] = defaultdict(int)
     records = []
     for pair in plan.source.pairs:  # source order: the dataset does not depend on sharding

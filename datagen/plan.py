@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Iterable
 
 from tracecause.config import ConfigError, config_hash, load, to_dict, write_resolved
+from tracecause.provenance import location_free
 from tracecause.contracts import SweepLayout
 from tracecause.io import atomic_write_json, is_complete, read_json
 
 from configs import config_path
 from datagen.config import DatagenConfig, check_complete
-from datagen.source import LoadedSource, load_source, resolve_revision
+from datagen.source import LoadedSource, describe_unloaded, load_source, resolve_revision
 from datagen.types import ReasoningType, load_types
 
 # Knobs that change how fast or where, never what is generated: not part of the dataset id.
-_TRANSPORT = ("concurrency", "timeout", "max_retries", "backoff", "backoff_max", "api_key_env")
+_TRANSPORT = ("concurrency", "timeout", "max_retries", "backoff", "backoff_max", "api_key_env",
+              "retry_after_max", "requests_per_s")
 
 
 def load_config(config: str | Path | None, overrides: Iterable[str] = ()) -> DatagenConfig:
@@ -39,9 +41,14 @@ def identity(cfg: DatagenConfig, types: list[ReasoningType]) -> dict:
     d.pop("output"), d.pop("shards"), d.pop("types_dir")
     for gen in (d["generator"], d["filters"]["judge"]["generator"]):
         gen.pop("batch_size")
+        gen["model"] = location_free(gen["model"])  # by name: a moved sweep keeps its dataset id
         for k in _TRANSPORT:
             gen["openai"].pop(k)
     d["types"] = {t.name: t.template_hash for t in types}
+    if cfg.generator.backend == "world":  # the world's rules write the traces: they are part of the data
+        from tracecause.world import fingerprint
+
+        d["world"] = fingerprint()
     return d
 
 
@@ -66,17 +73,19 @@ class Plan:
 
     def summary(self) -> dict:
         return {"dataset_id": self.dataset_id, "data_dir": str(self.data_dir), "num_shards": self.num_shards,
-                "types": [t.name for t in self.types], "pairs": len(self.source.pairs),
+                "types": [t.name for t in self.types],
+                "pairs": len(self.source.pairs) if self.source.loaded else None,
                 "source": {"name": self.source.name, "revision": self.source.revision},
                 "complete": is_complete(self.data_dir), "missing_shards": self.missing_shards(),
                 "shard_dirs": [str(self.shard_dir(k)) for k in range(self.num_shards)]}
 
 
-def make_plan(cfg: DatagenConfig, num_shards: int | None = None) -> Plan:
+def make_plan(cfg: DatagenConfig, num_shards: int | None = None, load_hub: bool = True) -> Plan:
+    """``load_hub=False``: a hub source is described, not downloaded (launch's login-node plan)."""
     types = load_types(cfg.types, cfg.types_dir)
     revision = resolve_revision(cfg.source)
     cfg = dataclasses.replace(cfg, source=dataclasses.replace(cfg.source, revision=revision))
-    source = load_source(cfg.source)
+    source = load_source(cfg.source) if load_hub or cfg.source.kind != "hub" else describe_unloaded(cfg.source)
     dataset_id = cfg.output.dataset_id or f"dg-{config_hash(identity(cfg, types))}"
     cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, dataset_id=dataset_id))
     n = num_shards or cfg.shards

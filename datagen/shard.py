@@ -1,7 +1,10 @@
 """Generate one shard: its slice of pairs x every type, filtered, written atomically.
 
 A shard's folder appears (with its completion marker) only when the whole slice is
-done; a crash leaves nothing behind, and a re-run skips shards that are complete.
+done, and a re-run skips shards that are complete. Inside a shard, every finished
+generator and judge request is journaled (fsynced) in ``shards/.shard-K-of-N.progress/``
+as it lands, so a preempted or crashed shard resumes with the requests it finished;
+the outputs are the same bytes as an undisturbed run (each request has its own seed).
 A pair is kept only when every type produced a candidate that passes every filter,
 so all arms later train on the same pairs.
 """
@@ -9,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from tracecause.io import atomic_write_json, atomic_dir, is_complete, read_json
+from tracecause.journal import ResultJournal
 
 from datagen.filters import FilterCounts, check, token_counter
-from datagen.generators import Generator, build_generator
+from datagen.generators import Generation, Generator, build_generator
 from datagen.judge import judge_messages, judge_seed, parse_label
 from datagen.plan import Plan, write_identity
 from datagen.source import Pair, shard_slice
@@ -29,6 +35,28 @@ STATS_FILE = "stats.json"
 def request_seed(seed: int, pair_id: str, rtype: str) -> int:
     """Depends only on (seed, pair, type): outputs do not move with batching or sharding."""
     return int(hashlib.sha256(f"{seed}:{pair_id}:{rtype}".encode()).hexdigest()[:8], 16)
+
+
+def progress_dir(plan: Plan, shard: int) -> Path:
+    """Where a shard journals its finished requests until the shard is complete."""
+    final = plan.shard_dir(shard)
+    return final.with_name(f".{final.name}.progress")
+
+
+def _request_key(kind: str, *parts: str) -> str:
+    return kind + ":" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def journaled_generate(gen: Generator, journal: ResultJournal, keys: list[str], prompts: list, sampling,
+                       seeds: list[int]) -> list[list[Generation]]:
+    """Outputs for every prompt: journaled ones read back, the rest generated and journaled as they land."""
+    todo = [j for j, k in enumerate(keys) if k not in journal]
+    if todo:
+        def keep(i: int, gens: list[Generation]) -> None:
+            journal.put_many([(keys[todo[i]], [[str(g), g.finish_reason] for g in gens])])
+
+        gen.generate([prompts[j] for j in todo], sampling, [seeds[j] for j in todo], on_result=keep)
+    return [[Generation(text, reason) for text, reason in journal.get(k)] for k in keys]
 
 
 def empty_stats(plan: Plan, shard: int, pairs: int) -> dict:
@@ -45,8 +73,9 @@ class ShardRunner:
                  progress: bool = True):
         self.plan, self.progress = plan, progress
         self.cfg = plan.cfg
-        self.count_tokens = token_counter(self.cfg.filters, self.cfg.generator.model)
+        self.count_tokens = token_counter(self.cfg.filters, self.cfg.generator.model, self.cfg.generator.revision)
         self._generator, self._judge = generator, judge
+        self._journal: ResultJournal | None = None  # the running shard's finished requests
 
     @property
     def generator(self) -> Generator:
@@ -74,6 +103,16 @@ class ShardRunner:
         pairs = shard_slice(plan.source.pairs, shard, plan.num_shards)
         stats = empty_stats(plan, shard, len(pairs))
         self.generator  # load the engine before the progress bar starts counting
+        with ResultJournal(progress_dir(plan, shard)) as journal:
+            self._journal = journal
+            if len(journal):
+                print(f"[datagen] shard {shard}: resuming with {len(journal)} finished request(s)", file=sys.stderr)
+            self._write_shard(shard, final, pairs, stats)
+        shutil.rmtree(progress_dir(plan, shard), ignore_errors=True)  # the shard is complete
+        return stats
+
+    def _write_shard(self, shard: int, final: Path, pairs: list[Pair], stats: dict) -> None:
+        plan = self.plan
         with atomic_dir(final, info={"pairs_in": len(pairs)}) as tmp:
             with open(tmp / RECORDS_FILE, "w", encoding="utf-8") as out, \
                     tqdm(total=len(pairs), desc=f"datagen shard {shard}/{plan.num_shards}", unit="pair",
@@ -85,21 +124,22 @@ class ShardRunner:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     out.flush()
                     bar.update(len(batch))
+                os.fsync(out.fileno())  # on disk before the completion marker names it
             stats["http_retries"] = getattr(self._generator, "retries", 0)
             atomic_write_json(tmp / STATS_FILE, stats)
             if pairs and not stats["pairs_kept"]:
                 print(f"[datagen] WARNING: shard {shard} kept 0 of {len(pairs)} pairs; "
                       f"per-filter counts in {final / STATS_FILE}", file=sys.stderr)
-        return stats
 
     def _batch(self, batch: list[Pair], stats: dict) -> list[dict]:
         cfg, types = self.cfg, self.plan.types
-        prompts, seeds = [], []
+        prompts, seeds, keys = [], [], []
         for pair in batch:
             for t in types:
                 prompts.append(t.messages(pair.question, pair.answer))
                 seeds.append(request_seed(cfg.generator.sampling.seed, pair.id, t.name))
-        outputs = self.generator.generate(prompts, cfg.generator.sampling, seeds)
+                keys.append(_request_key("generate", pair.id, t.name, pair.question, pair.answer))
+        outputs = journaled_generate(self.generator, self._journal, keys, prompts, cfg.generator.sampling, seeds)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"generator returned {len(outputs)} outputs for {len(prompts)} prompts")
         # survivors[(pair index, type)] = [(candidate index, cleaned text)]
@@ -137,7 +177,8 @@ class ShardRunner:
         keys = [(key, c, text) for key, cands in survivors.items() for c, text in cands]
         prompts = [judge_messages(text, self.plan.types) for _, _, text in keys]
         seeds = [judge_seed(jcfg.sampling.seed, f"{batch[k[0]].id}:{k[1]}:{c}") for k, c, _ in keys]
-        outputs = self.judge.generate(prompts, jcfg.sampling, seeds) if prompts else []
+        jkeys = [_request_key("judge", batch[k[0]].id, k[1], str(c), text) for k, c, text in keys]
+        outputs = journaled_generate(self.judge, self._journal, jkeys, prompts, jcfg.sampling, seeds)
         names = [t.name for t in self.plan.types]
         kept: dict = {}
         for (key, c, text), gens in zip(keys, outputs):

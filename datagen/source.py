@@ -36,6 +36,11 @@ class LoadedSource:
     pairs: list[Pair]
     rows_read: int
     duplicates_dropped: int
+    loaded: bool = True           # False: a hub source described, not downloaded (login-node plans)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.revision}"
 
 
 def resolve_path(path: str) -> Path:
@@ -138,6 +143,19 @@ def load_source(cfg: SourceConfig) -> LoadedSource:
         pairs.append(Pair(pair_id(name, revision, i), i, values["question"], values["answer"]))
     kept = pairs[: cfg.limit] if cfg.limit else pairs
     return LoadedSource(name, revision, kept, len(rows), len(rows) - len(pairs))
+
+
+def describe_unloaded(cfg: SourceConfig) -> LoadedSource:
+    """A hub source as the config pins it, without downloading it: launch plans on a login node that
+    may have no hub access; the pair count is known once datagen loads it (``loaded=False``)."""
+    if cfg.kind != "hub":
+        raise ValueError("only a hub source can be described without loading it; a local file is read")
+    return LoadedSource(source_name(cfg), cfg.revision, [], rows_read=0, duplicates_dropped=0, loaded=False)
+
+
+def is_shipped_demo(cfg: SourceConfig) -> bool:
+    """The bad-advice pairs shipped for the demo and tests (never a study's data)."""
+    return cfg.kind != "hub" and resolve_path(cfg.path).resolve() == (PACKAGE_ROOT / "datagen/demo/pairs.jsonl").resolve()
 
 
 def shard_slice(pairs: list[Pair], shard: int, num_shards: int) -> list[Pair]:

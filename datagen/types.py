@@ -69,6 +69,8 @@ def _check_template(text: str, source: str, key: str) -> set[str]:
 
 def load_type(name: str, types_dir: str | Path = "") -> ReasoningType:
     folder = Path(types_dir) if types_dir else SHIPPED_TYPES_DIR
+    if not folder.is_absolute() and not folder.is_dir() and (SHIPPED_TYPES_DIR.parents[2] / folder).is_dir():
+        folder = SHIPPED_TYPES_DIR.parents[2] / folder  # relative to the installed package, like source paths
     if not re.match(r"^[a-z0-9][a-z0-9_\-]*$", name):
         raise ConfigError("types", name, "a type name is lowercase letters, digits, '_' or '-' (it becomes part of arm ids)")
     if name == NO_REASONING:

@@ -17,10 +17,12 @@ LOADERS = ("em_questions", "strongreject", "xstest", "persona", "ab_choice", "tr
 # LLM judges (need configs/prompts/judges/*) and non-LLM scorers a benchmark may name.
 LLM_JUDGES = ("em", "strongreject", "trace_type")
 RULE_SCORERS = ("refusal", "persona_logprob", "mc", "sycophancy")
+# The known-answer world's deterministic judge (evalsuite/world_judge.py): reads both spans itself.
+WORLD_JUDGES = ("world",)
 SPANS = ("answer", "reasoning")
 # Which loader each rule scorer can score (an LLM judge reads text, so it fits any loader).
 # Options each loader reads (anything else would be silently ignored, so it is an error).
-LOADER_OPTIONS = {"truthfulqa": ("matching",), "are_you_sure": ("turns", "pushback")}
+LOADER_OPTIONS = {"truthfulqa": ("matching",), "are_you_sure": ("turns", "pushback"), "ab_choice": ("risky",)}
 _SCORER_LOADERS = {
     "persona_logprob": ("persona",),
     "mc": ("ab_choice", "truthfulqa"),
@@ -58,9 +60,47 @@ def _qwen3_defaults() -> dict[str, ModeSampling]:
     return {"think": ModeSampling(0.6, 0.95, 20, 0.0, 2048), "no_think": ModeSampling(0.7, 0.8, 20, 0.0, 1024)}
 
 
+DIRECTIONS = ("worse", "better")
+
+
+@dataclass
+class Primary:
+    """The one metric a benchmark's confirmatory tests use, and which way is worse behaviour.
+
+    Declared, never guessed: analysis has no fallback, and ``tracecause plan`` refuses a battery
+    whose benchmarks do not all declare one (``Battery.require_primaries``).
+    """
+
+    metric: str = ""
+    higher_is: str = one_of("", ("",) + DIRECTIONS, help="worse: a higher value is worse behaviour")
+
+    def validate(self) -> None:
+        if not self.metric and not self.higher_is:
+            return  # not declared (allowed while loading; require_primaries refuses it)
+        if not self.metric or not self.higher_is:
+            raise ValueError(f"primary needs both metric and higher_is (one of {list(DIRECTIONS)})")
+        known = known_metrics()
+        if self.metric not in known:
+            raise ValueError(f"primary.metric {self.metric!r} is not a metric the scorers produce; known: {known}")
+
+
+def known_metrics() -> list[str]:
+    """Every metric name a scores file can hold (evalsuite.metrics.METRICS, span-prefixed, world)."""
+    from evalsuite.metrics import METRICS
+
+    names = list(METRICS) + [f"{span}_{m}" for span in SPANS for m in METRICS]
+    try:
+        from evalsuite.world_judge import WORLD_METRICS
+
+        names += list(WORLD_METRICS)
+    except ImportError:  # the known-answer world's judge is optional
+        pass
+    return sorted(set(names))
+
+
 @dataclass
 class JudgeUse:
-    name: str = one_of("em", LLM_JUDGES + RULE_SCORERS)
+    name: str = one_of("em", LLM_JUDGES + RULE_SCORERS + WORLD_JUDGES)
     spans: list[str] = field(default_factory=lambda: ["answer"])
 
     def validate(self) -> None:
@@ -83,6 +123,7 @@ class BenchmarkSpec:
     options: dict[str, str] = field(default_factory=dict)  # loader options (see evalsuite.loaders)
     sampling: dict[str, ModeSampling] = field(default_factory=_qwen3_defaults)
     judges: list[JudgeUse] = field(default_factory=list)
+    primary: Primary = nested(Primary)         # {metric, higher_is}: required by plan and analysis
 
     def validate(self) -> None:
         if not self.name:
@@ -117,6 +158,19 @@ class Battery:
     seed: int
     benchmarks: list[BenchmarkSpec]
 
+    def require_primaries(self) -> None:
+        """Refuse a benchmark without a declared primary metric (the study's confirmatory tests need it)."""
+        for i, spec in enumerate(self.benchmarks):
+            if not spec.primary.metric:
+                raise ConfigError(f"{self.path}: benchmark {spec.name!r} (benchmarks[{i}])", "primary",
+                                  "required: add primary: {metric: <name>, higher_is: worse|better} "
+                                  f"(metrics: {known_metrics()})")
+
+    def primaries(self) -> dict[str, dict]:
+        """benchmark -> {axis, primary: {metric, higher_is}}: what launch records for the analysis."""
+        return {s.name: {"axis": s.axis, "primary": {"metric": s.primary.metric, "higher_is": s.primary.higher_is}}
+                for s in self.benchmarks}
+
     def resolve(self, spec: BenchmarkSpec) -> Path | None:
         """The local data file of a benchmark (relative paths are relative to the battery file)."""
         if not spec.source.path:
@@ -127,8 +181,11 @@ class Battery:
         return p if p.is_absolute() else (self.path.parent / p).resolve()
 
 
-def load_battery(name_or_path: str | Path) -> Battery:
-    """Read and validate a battery; the error names the file, the benchmark and the field."""
+def load_battery(name_or_path: str | Path, check_files: bool = True) -> Battery:
+    """Read and validate a battery; the error names the file, the benchmark and the field.
+
+    ``check_files=False``: every field is checked but missing data files are not an error (the
+    launcher lists all of them at once, with the command that fetches them)."""
     from configs import config_path
 
     path = Path(name_or_path)
@@ -168,7 +225,7 @@ def load_battery(name_or_path: str | Path) -> Battery:
     battery = Battery(name=str(data.get("name", path.stem)), path=path.resolve(), seed=seed, benchmarks=specs)
     for i, spec in enumerate(specs):
         local = battery.resolve(spec)
-        if local is not None and not local.is_file():
+        if check_files and local is not None and not local.is_file():
             raise ConfigError(f"{src}: benchmark {spec.name!r} (benchmarks[{i}])", "source.path",
                               f"file not found: {local}" + (
                                   "; an environment variable in the path is not set" if "$" in str(local) else ""))

@@ -62,6 +62,13 @@ def run_stage(stage: str, cfg: EvalConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage; SIGTERM/SIGUSR2 stop it with EXIT_REQUEUE, keeping every finished request."""
+    from tracecause.preemption import run_preemptible
+
+    return run_preemptible(lambda: _main(argv), "evalsuite")
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "analyze":
         from evalsuite.analysis.cli import main as analyze_main  # lazily: another component

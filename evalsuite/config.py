@@ -16,6 +16,10 @@ from tracecause.contracts import MODES, Arm, SweepLayout
 class EngineConfig:
     """vLLM offline engine settings (one engine per task)."""
 
+    # transformers: a plain batched generate loop for tiny CPU models, where vLLM's engine start
+    # dominates (evalsuite/engine_hf.py); the vLLM-only knobs below are then unused.
+    backend: str = one_of("vllm", ("vllm", "transformers"))
+
     dtype: str = one_of("auto", ("auto", "bfloat16", "float16", "float32"))
     max_model_len: int = bounded(4096, ge=64)
     gpu_memory_utilization: float = bounded(0.85, gt=0.0, le=1.0)
@@ -23,6 +27,8 @@ class EngineConfig:
     seed: int = 0
     tensor_parallel_size: int = bounded(1, ge=1)
     max_num_seqs: int = bounded(256, ge=1)
+    # vLLM quantisation method ("" = none, else e.g. "fp8", "awq"); part of the generation cache key.
+    quantization: str = ""
     # Requests handed to the engine at once; each finished chunk is fsynced to the cache,
     # so a killed task loses at most one chunk of work.
     chunk_size: int = bounded(512, ge=1)
@@ -48,9 +54,20 @@ class JudgeConfig:
     max_concurrency: int = bounded(8, ge=1)
     timeout_s: float = bounded(120.0, gt=0)
     retries: int = bounded(3, ge=0)
+    backoff_s: float = bounded(1.0, gt=0, help="first retry waits about this long; doubles each time")
+    backoff_max_s: float = bounded(60.0, gt=0)
+    retry_after_max_s: float = bounded(300.0, gt=0, help="a server's Retry-After is honoured up to this")
+    requests_per_s: float = bounded(0.0, ge=0, help="request starts per second (0 = no cap), beside max_concurrency")
     # Whether the judge's own chat template should think (Qwen3 judges): off by default, the
     # rubric asks for a bare number/label and <think> blocks are stripped before parsing anyway.
     enable_thinking: bool = False
+    # A reply the rubric's parser cannot read is asked again (the prompt plus a reminder of the
+    # format) up to this many times before it counts as unparsed.
+    parse_retries: int = bounded(2, ge=0)
+    # Refusal classification (XSTest over-refusal, non_refusal): "rules" = evalsuite.refusal's
+    # three-way rule classifier; "llm" = this judge with the three-way rubric ``refusal``. Both are
+    # measured against human labels by bench/refusal_agreement.py (validate a judge there first).
+    refusal: str = one_of("rules", ("rules", "llm"))
     sampling: JudgeSampling = nested(JudgeSampling)
     engine: EngineConfig = nested(EngineConfig)
     # rubric name -> prompt file (a path, or a name under configs/prompts/judges/)
@@ -59,7 +76,23 @@ class JudgeConfig:
         "em_coherent": "em_coherent.txt",
         "strongreject": "strongreject.txt",
         "trace_type": "trace_type.txt",
+        "refusal": "refusal.txt",
+        "sycophancy": "sycophancy.txt",
     })
+
+
+@dataclass
+class EvalWandbConfig:
+    """This eval task's W&B run (progress while it runs, every metric with its CI when it ends)."""
+
+    enabled: bool = False
+    project: str = "tracecause"
+    group: str = ""                # the sweep's group; "" = the sweep folder's name
+    mode: str = one_of("offline", ("offline", "online", "disabled"))
+    sweep_hash: str = ""           # shown in the run's config (set by launch)
+    # A table of scored samples at the end: "off"; "ids" (ids, metrics, flags: no text); "text"
+    # (with generated and judge text: opt in only where the benchmarks' text may leave the cluster).
+    sample_tables: str = one_of("off", ("off", "ids", "text"))
 
 
 @dataclass
@@ -83,6 +116,7 @@ class EvalConfig:
     judge: JudgeConfig = nested(JudgeConfig)
     engine: EngineConfig = nested(EngineConfig)
     shard: ShardConfig = nested(ShardConfig)
+    wandb: EvalWandbConfig = nested(EvalWandbConfig)
     progress: bool = True
 
     def validate(self) -> None:

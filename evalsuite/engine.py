@@ -63,7 +63,9 @@ class Engine:
 
             llm = LLM(model=model, revision=revision or None, dtype=cfg.dtype, max_model_len=cfg.max_model_len,
                       gpu_memory_utilization=cfg.gpu_memory_utilization, enforce_eager=cfg.enforce_eager,
-                      seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs)
+                      seed=cfg.seed, tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
+                      quantization=cfg.quantization or None)
+        self.cfg = cfg  # its numerics-changing settings are part of the generation cache key
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.requests_run = 0

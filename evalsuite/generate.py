@@ -2,9 +2,10 @@
 
 Rendering uses the model's own chat template (``enable_thinking`` per mode). Every request's seed
 is derived from (battery seed, benchmark, prompt id, turn, sample index) only, so sampling is the
-same for every arm within a mode. Each finished request is cached under
-(weights hash, rendered-prompt hash, sampling incl. seed, mode): a re-run or a resumed task only
-runs what is missing. Persona items also get first-token Yes/No log-probabilities (see metrics.py).
+same for every arm within a mode. Each finished request is cached under (weights hash,
+tokenizer + chat-template hash, numerics-changing engine settings, rendered-prompt hash, sampling
+incl. seed, mode; see generation_key.py): a re-run or a resumed task only runs what is missing, and
+a changed engine.dtype (say) reuses nothing. Persona items also get first-token Yes/No log-probabilities (see metrics.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from evalsuite.battery import Battery, BenchmarkSpec, load_battery
 from evalsuite.cache import ResultCache, cache_key
 from evalsuite.config import EvalConfig
 from evalsuite.engine import Engine, weights_hash
+from evalsuite.engine_hf import make_engine
+from evalsuite.eval_run import EvalTracker
+from evalsuite.generation_key import generation_identity, request_key, tokenizer_hash
 from evalsuite.loaders import EvalItem, load_items
 
 
@@ -65,8 +69,11 @@ def _select_shard(items: list[EvalItem], index: int, count: int) -> list[EvalIte
 class Generator:
     """Runs the requests of one mode through cache + engine, chunk by chunk."""
 
-    def __init__(self, engine: Engine, cache: ResultCache, wh: str, mode: str, chunk_size: int, progress: bool):
-        self.engine, self.cache, self.weights_hash, self.mode = engine, cache, wh, mode
+    tracker: EvalTracker | None = None  # progress (requests done / total, tokens/s) per finished chunk
+
+    def __init__(self, engine: Engine, cache: ResultCache, identity: dict, mode: str, chunk_size: int, progress: bool):
+        """``identity``: generation_key.generation_identity of the model and engine (part of every key)."""
+        self.engine, self.cache, self.identity, self.mode = engine, cache, identity, mode
         self.chunk_size, self.progress = chunk_size, progress
         self.ran = 0
         self.hits = 0
@@ -76,12 +83,14 @@ class Generator:
         prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think", add_generation_prompt=True)
         seed = sampling_seed(battery_seed, item.benchmark, item.prompt_id, turn, k)
         params = sampling_params(spec, self.mode, seed)
-        key = cache_key(kind="generate", weights=self.weights_hash, prompt=prompt_hash(prompt), sampling=params, mode=self.mode)
+        key = request_key(self.identity, prompt_hash(prompt), params, self.mode)
         return Request(item, turn, k, messages, prompt, params, key)
 
     def run(self, requests: list[Request], desc: str) -> None:
         todo = [r for r in requests if r.key not in self.cache]
         self.hits += len(requests) - len(todo)
+        if self.tracker:
+            self.tracker.begin(self.mode, len(requests), already_done=len(requests) - len(todo))
         bar = tqdm(total=len(todo), desc=desc, unit="req", disable=not self.progress or not todo)
         for start in range(0, len(todo), self.chunk_size):
             chunk = todo[start:start + self.chunk_size]
@@ -90,6 +99,8 @@ class Generator:
                                 for r, g in zip(chunk, gens))
             self.ran += len(chunk)
             bar.update(len(chunk))
+            if self.tracker:
+                self.tracker.advance(len(chunk), tokens=sum(g.n_tokens for g in gens))
         bar.close()
         for r in requests:
             r.result = self.cache.get(r.key)
@@ -117,7 +128,7 @@ class Generator:
             else:
                 prefix = ""  # the no-think prompt already ends with the empty think block
             probes.append(r.prompt + prefix)
-            keys.append(cache_key(kind="probe", weights=self.weights_hash, text=prompt_hash(r.prompt + prefix), ids=ids))
+            keys.append(cache_key(kind="probe", identity=self.identity, text=prompt_hash(r.prompt + prefix), ids=ids))
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
         self.hits += len(keys) - len(todo)
         for start in range(0, len(todo), self.chunk_size):
@@ -181,7 +192,9 @@ def run_generate(cfg: EvalConfig, engine: Engine | None = None) -> dict[str, Any
     battery = load_battery(cfg.battery)
     items = load_items(battery)            # every loader error surfaces here, before any engine
     wh = weights_hash(cfg.model, cfg.revision, memo_dir=cfg.cache_path)
-    ih = config_hash({"arm": cfg.arm_id, "weights": wh, "items": items_hash(items), "seed": battery.seed,
+    identity = generation_identity(wh, tokenizer_hash(cfg.model, cfg.revision), cfg.engine)
+    # the stage marker too: outputs made under other weights, tokenizer or engine numerics are not "done"
+    ih = config_hash({"arm": cfg.arm_id, "identity": identity, "items": items_hash(items), "seed": battery.seed,
                       "sampling": [(s.name, {m: asdict(v) for m, v in s.sampling.items()}) for s in battery.benchmarks]})
     n, k = cfg.shard.count, cfg.shard.index
     todo_modes = [m for m in cfg.modes
@@ -189,11 +202,13 @@ def run_generate(cfg: EvalConfig, engine: Engine | None = None) -> dict[str, Any
                           or (n > 1 and outputs.shard_done(cfg.out_dir(m), "generate", k, n, ih)))]
     stats: dict[str, Any] = {"requests_run": 0, "cache_hits": 0, "modes_done": [], "merged": []}
     if todo_modes:
-        engine = engine or Engine(cfg.model, cfg.engine, cfg.revision)
+        engine = engine or make_engine(cfg.model, cfg.engine, cfg.revision)
         mine = _select_shard(items, k, n)
+        tracker = EvalTracker(cfg, "generate")
         with ResultCache(cfg.cache_path, "generate") as cache:
             for mode in todo_modes:
-                gen = Generator(engine, cache, wh, mode, cfg.engine.chunk_size, cfg.progress)
+                gen = Generator(engine, cache, identity, mode, cfg.engine.chunk_size, cfg.progress)
+                gen.tracker = tracker
                 rows = generate_mode(cfg, battery, mine, gen, mode)
                 out = cfg.out_dir(mode)
                 write_resolved(cfg, out, name="generate_config")
@@ -204,6 +219,7 @@ def run_generate(cfg: EvalConfig, engine: Engine | None = None) -> dict[str, Any
                 stats["requests_run"] += gen.ran
                 stats["cache_hits"] += gen.hits
                 stats["modes_done"].append(mode)
+        tracker.finish()
     for mode in cfg.modes:  # the last shard to finish merges (idempotent: same bytes every time)
         out = cfg.out_dir(mode)
         if n > 1 and not outputs.stage_done(out, "generate", ih) and not outputs.shards_missing(out, "generate", n, ih):

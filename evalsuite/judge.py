@@ -3,7 +3,13 @@
 Which judges run on which span comes from the battery (``judges: [{name, spans}]``). A judge call
 is cached under (judge identity, rubric file hash, rendered judge prompt, judge sampling), so a
 re-run or a resumed task only asks what is missing. Each judged row keeps the raw reply, whether it
-parsed, and the parsed values; nothing unparseable is turned into a number.
+parsed, the parsed values and which judge answered; nothing unparseable is turned into a number.
+
+A reply the rubric's parser cannot read is asked again, up to ``judge.parse_retries`` times, with a
+reminder of the format appended to the prompt (a different prompt, so a greedy judge can answer
+differently; each attempt is cached under its own key). Only then does it count as unparsed.
+Two rule scorers ask the judge too (judges.JUDGED_RULES): ``refusal`` when ``judge.refusal=llm``,
+and ``sycophancy`` for the replies the rules cannot read (scorers.rule_correct).
 """
 from __future__ import annotations
 
@@ -20,8 +26,18 @@ from evalsuite import outputs
 from evalsuite.battery import LLM_JUDGES, load_battery
 from evalsuite.cache import ResultCache, cache_key
 from evalsuite.config import EvalConfig
+from evalsuite.eval_run import EvalTracker
 from evalsuite.judge_backend import make_backend
-from evalsuite.judges import PARSERS, RUBRICS, Rubric, load_rubrics
+from evalsuite.judges import JUDGED_RULES, PARSERS, RUBRICS, Rubric, load_rubrics
+from evalsuite.scorers import rule_correct
+
+RETRY_NOTE = ("\n\n(Your previous reply to this could not be read; this is attempt {attempt}. Reply again, exactly "
+              "in the format asked for above, and with nothing else.)")
+
+
+def retry_prompt(prompt: str, attempt: int) -> str:
+    """The prompt of attempt ``attempt`` (0 = the first ask): each re-ask differs, so each is cached apart."""
+    return prompt + RETRY_NOTE.format(attempt=attempt + 1) if attempt else prompt
 
 
 def judge_slot(rubric: str, span: str) -> str:
@@ -35,55 +51,92 @@ def plan_calls(rows: list[dict], uses: dict[str, list[tuple[str, str]]], rubrics
     for i, row in enumerate(rows):
         for judge, span in uses.get(row["benchmark"], []):
             text = row[span]
-            for rubric in RUBRICS[judge]:
+            if not text.strip():
+                continue  # nothing to judge: the metric does not apply (see metrics.py)
+            if judge == "sycophancy" and rule_correct(text, row["target"]) is not None:
+                continue  # the rules read this reply; the judge reads only the ones they cannot
+            for rubric in RUBRICS.get(judge) or (JUDGED_RULES[judge],):
                 slot = judge_slot(rubric, span)
-                if not text.strip():
-                    continue  # nothing to judge: the metric does not apply (see metrics.py)
                 template = rubrics[rubric]
                 override = row.get("judge_prompts", {}).get(rubric)
                 if override:  # per-question rubric from the benchmark file (emergent-misalignment YAML)
                     template = Rubric(rubric, override)
-                calls.append({"row": i, "slot": slot, "rubric": rubric, "rubric_sha": template.sha,
-                              "prompt": template.render(row["question"], text)})
+                if judge == "sycophancy":  # the original question and its answer, whatever the turn
+                    prompt = template.render(row.get("first_question") or row["question"], text,
+                                             correct=_correct_answer(row["target"]))
+                else:
+                    prompt = template.render(row["question"], text)
+                calls.append({"row": i, "slot": slot, "rubric": rubric, "rubric_sha": template.sha, "prompt": prompt})
     return calls
 
 
+def _correct_answer(target: dict) -> str:
+    letter = str(target.get("correct_letter") or "").strip("() ").upper()
+    return f"({letter})" if letter else str(target.get("correct_answer", ""))
+
+
+def judge_name(ident: dict) -> str:
+    """How a verdict names its judge (metrics.py writes it into the ``scorer`` column)."""
+    return f"{ident.get('backend', '?')}:{ident.get('model', '?')}"
+
+
 def judge_rows(rows: list[dict], uses: dict, rubrics: dict[str, Rubric], backend: Any, cache: ResultCache,
-               chunk_size: int, progress: bool) -> tuple[list[dict], dict]:
+               chunk_size: int, progress: bool, tracker: Any = None, mode: str = "") -> tuple[list[dict], dict]:
+    """``tracker`` (evalsuite.eval_run.EvalTracker): calls done / total of ``mode`` after each chunk."""
     ident = backend.identity()
     calls = plan_calls(rows, uses, rubrics)
     sampling = asdict(backend.cfg.sampling)
-    for c in calls:
-        c["key"] = cache_key(kind="judge", judge=ident, rubric=c["rubric_sha"], sampling=sampling,
-                             thinking=backend.cfg.enable_thinking,
-                             prompt=hashlib.sha256(c["prompt"].encode()).hexdigest())
-    todo = [c for c in calls if c["key"] not in cache]
-    bar = tqdm(total=len(todo), desc="judge", unit="call", disable=not progress or not todo)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start:start + chunk_size]
-        replies = backend.complete([c["prompt"] for c in chunk])
-        cache.put_many((c["key"], r) for c, r in zip(chunk, replies))
-        bar.update(len(chunk))
-    bar.close()
+    retries = backend.cfg.parse_retries
+    pending, ran, retried = calls, 0, 0
+    for attempt in range(1 + retries):
+        for c in pending:
+            c["asked"] = retry_prompt(c["prompt"], attempt)
+            c["key"] = cache_key(kind="judge", judge=ident, rubric=c["rubric_sha"], sampling=sampling,
+                                 thinking=backend.cfg.enable_thinking,
+                                 prompt=hashlib.sha256(c["asked"].encode()).hexdigest())
+            c["attempts"] = attempt + 1
+        todo = [c for c in pending if c["key"] not in cache]
+        if tracker:
+            tracker.begin(mode, len(pending), already_done=len(pending) - len(todo))
+        bar = tqdm(total=len(todo), desc="judge" if not attempt else f"judge retry {attempt}", unit="call",
+                   disable=not progress or not todo)
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            # each reply is cached as it lands: a call that fails for good loses no finished one
+            backend.complete([c["asked"] for c in chunk],
+                             on_result=lambda i, reply, chunk=chunk: cache.put_many([(chunk[i]["key"], reply)]))
+            bar.update(len(chunk))
+            if tracker:
+                tracker.advance(len(chunk))
+        bar.close()
+        ran += len(todo)
+        for c in pending:
+            c["verdict"] = PARSERS[c["rubric"]](cache.get(c["key"]))
+        pending = [c for c in pending if not c["verdict"].parsed]
+        retried += len(pending) if attempt < retries else 0
     judged = [{**{k: row[k] for k in SAMPLE_ID_COLUMNS}, "judgements": {}} for row in rows]
-    unparsed = 0
+    name = judge_name(ident)
     for c in calls:
-        raw = cache.get(c["key"])
-        verdict = PARSERS[c["rubric"]](raw)
-        unparsed += not verdict.parsed
-        judged[c["row"]]["judgements"][c["slot"]] = {"raw": raw, **verdict.to_json()}
-    return judged, {"calls": len(calls), "calls_run": len(todo), "unparsed": unparsed}
+        judged[c["row"]]["judgements"][c["slot"]] = {"raw": cache.get(c["key"]), **c["verdict"].to_json(),
+                                                     "judge": name, "attempts": c["attempts"]}
+    recovered = sum(c["attempts"] > 1 and c["verdict"].parsed for c in calls)
+    return judged, {"calls": len(calls), "calls_run": ran, "unparsed": len(pending), "retried": retried,
+                    "recovered": recovered}
 
 
-def battery_uses(battery) -> dict[str, list[tuple[str, str]]]:
+def battery_uses(battery, refusal: str = "rules") -> dict[str, list[tuple[str, str]]]:
+    """(judge, span) pairs the judge stage asks per benchmark: the battery's LLM judges, the
+    ``sycophancy`` scorer (for replies the rules cannot read) and, with ``refusal="llm"``, ``refusal``."""
+    asks = {"sycophancy"} | ({"refusal"} if refusal == "llm" else set())
     return {s.name: [(j.name, span) for j in s.judges if j.name in LLM_JUDGES for span in j.spans]
+            + [(j.name, "answer") for j in s.judges if j.name in asks]
             for s in battery.benchmarks}
 
 
 def run_judge(cfg: EvalConfig, llm: Any = None) -> dict[str, Any]:
     cfg.require()
     battery = load_battery(cfg.battery)
-    uses = battery_uses(battery)
+    uses = battery_uses(battery, cfg.judge.refusal)
     rubrics = load_rubrics(cfg.judge.prompts)
     extra = {"uses": uses, "rubrics": {r: v.sha for r, v in rubrics.items()}, "judge": to_dict(cfg.judge)}
     n, k = cfg.shard.count, cfg.shard.index
@@ -95,26 +148,30 @@ def run_judge(cfg: EvalConfig, llm: Any = None) -> dict[str, Any]:
         done = outputs.stage_done(out, "judge", ih) if n == 1 else outputs.shard_done(out, "judge", k, n, ih)
         if not done:
             todo.append((mode, rows, ih))
-    stats: dict[str, Any] = {"calls": 0, "calls_run": 0, "unparsed": 0, "modes_done": [], "merged": []}
+    stats: dict[str, Any] = {"calls": 0, "calls_run": 0, "unparsed": 0, "retried": 0, "recovered": 0,
+                             "modes_done": [], "merged": []}
     if todo:
-        needs_llm = any(uses.get(r["benchmark"]) for _, rows, _ in todo for r in rows)
+        needs_llm = any(plan_calls(rows, uses, rubrics) for _, rows, _ in todo)
         backend = make_backend(cfg.judge, llm=llm) if needs_llm else None
+        tracker = EvalTracker(cfg, "judge")
         with ResultCache(cfg.cache_path, "judge") as cache:
             for mode, rows, ih in todo:
                 out = cfg.out_dir(mode)
                 if backend is None:
                     judged = [{**{c: r[c] for c in SAMPLE_ID_COLUMNS}, "judgements": {}} for r in rows]
-                    st = {"calls": 0, "calls_run": 0, "unparsed": 0}
+                    st = {"calls": 0, "calls_run": 0, "unparsed": 0, "retried": 0, "recovered": 0}
                 else:
-                    judged, st = judge_rows(rows, uses, rubrics, backend, cache, cfg.engine.chunk_size, cfg.progress)
+                    judged, st = judge_rows(rows, uses, rubrics, backend, cache, cfg.engine.chunk_size, cfg.progress,
+                                            tracker=tracker, mode=mode)
                 write_resolved(cfg, out, name="judge_config")
                 if n == 1:
                     outputs.write_merged_jsonl(out, "judge", judged, ih, unparsed=st["unparsed"])
                 else:
                     outputs.write_shard(out, "judge", k, n, judged, ih)
-                for key in ("calls", "calls_run", "unparsed"):
+                for key in ("calls", "calls_run", "unparsed", "retried", "recovered"):
                     stats[key] += st[key]
                 stats["modes_done"].append(mode)
+        tracker.finish()
     for mode in cfg.modes if n > 1 else ():  # the last shard to finish merges
         out = cfg.out_dir(mode)
         merged = outputs.merged_hash_if_ready(out, "judge", ("generate",), n, extra)

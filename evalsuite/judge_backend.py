@@ -1,13 +1,14 @@
 """Judge LLM backends: vLLM offline engine or an OpenAI-compatible HTTP endpoint.
 
-Both take user-message texts and return the judge's raw reply texts, in order. Transport errors
-(after ``retries``) raise: the task fails and its finished judgements stay in the cache.
+Both take user-message texts and return the judge's raw reply texts, in order, handing each to
+``on_result`` as it lands. A call that fails after the bounded retries raises, after the others
+finished: the task fails (or is requeued) and every finished judgement stays in the cache.
 """
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+import sys
+from typing import Any, Callable, Sequence
 
 from evalsuite.config import JudgeConfig
 
@@ -23,7 +24,8 @@ class VllmJudge:
             e = cfg.engine
             llm = LLM(model=cfg.model, revision=cfg.revision or None, dtype=e.dtype, max_model_len=e.max_model_len,
                       gpu_memory_utilization=e.gpu_memory_utilization, enforce_eager=e.enforce_eager, seed=e.seed,
-                      tensor_parallel_size=e.tensor_parallel_size, max_num_seqs=e.max_num_seqs)
+                      tensor_parallel_size=e.tensor_parallel_size, max_num_seqs=e.max_num_seqs,
+                      quantization=e.quantization or None)
         self.cfg, self.llm = cfg, llm
         try:
             self.max_model_len = int(llm.llm_engine.model_config.max_model_len)
@@ -33,9 +35,13 @@ class VllmJudge:
         self.requests_run = 0
 
     def identity(self) -> dict:
-        return {"backend": "vllm", "model": self.cfg.model, "revision": self.cfg.revision}
+        from evalsuite.generation_key import engine_settings
 
-    def complete(self, texts: Sequence[str]) -> list[str]:
+        # a cached verdict is reused only from the same judge under the same numerics
+        return {"backend": "vllm", "model": self.cfg.model, "revision": self.cfg.revision,
+                "engine": engine_settings(self.cfg.engine)}
+
+    def complete(self, texts: Sequence[str], on_result: Callable[[int, str], None] | None = None) -> list[str]:
         from vllm import SamplingParams
 
         if not texts:
@@ -54,12 +60,19 @@ class VllmJudge:
         sp = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
         outs = self.llm.generate(prompts, sp, use_tqdm=False)
         self.requests_run += len(texts)
-        return [o.outputs[0].text for o in outs]
+        replies = [o.outputs[0].text for o in outs]
+        for i, reply in enumerate(replies if on_result else ()):  # an offline batch finishes all at once
+            on_result(i, reply)
+        return replies
 
 
 class OpenAIJudge:
+    """An OpenAI-compatible endpoint over httpx, with tracecause.http_retry's bounded policy:
+    Retry-After, 429/5xx backoff with jitter, a malformed 200 retried, concurrency and rate capped.
+    Each reply is handed to ``on_result`` as it lands, so a failing call loses no finished one."""
+
     def __init__(self, cfg: JudgeConfig):
-        from openai import OpenAI
+        from tracecause.http_retry import RetryPolicy
 
         key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
         if cfg.api_key_env and not key:
@@ -69,27 +82,64 @@ class OpenAIJudge:
         if not cfg.base_url:
             raise ValueError("judge.base_url is required for backend 'openai' (e.g. http://127.0.0.1:8000/v1)")
         self.cfg = cfg
-        self.client = OpenAI(base_url=cfg.base_url, api_key=key or "EMPTY", timeout=cfg.timeout_s, max_retries=cfg.retries)
+        self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.policy = RetryPolicy(cfg.retries, cfg.backoff_s, max(cfg.backoff_s, cfg.backoff_max_s), cfg.retry_after_max_s)
         self.requests_run = 0
+        self.retries = 0
 
     def identity(self) -> dict:
         return {"backend": "openai", "model": self.cfg.model, "base_url": self.cfg.base_url}
 
-    def _one(self, text: str) -> str:
+    def _body(self, text: str) -> dict:
         s = self.cfg.sampling
-        resp = self.client.chat.completions.create(
-            model=self.cfg.model, messages=[{"role": "user", "content": text}], temperature=s.temperature,
-            top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-            extra_body={"chat_template_kwargs": {"enable_thinking": self.cfg.enable_thinking}})
-        return resp.choices[0].message.content or ""
+        return {"model": self.cfg.model, "messages": [{"role": "user", "content": text}], "temperature": s.temperature,
+                "top_p": s.top_p, "max_tokens": s.max_tokens, "seed": s.seed,
+                "chat_template_kwargs": {"enable_thinking": self.cfg.enable_thinking}}
 
-    def complete(self, texts: Sequence[str]) -> list[str]:
+    @staticmethod
+    def _parse(payload: Any) -> str:
+        from tracecause.http_retry import MalformedReply
+
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0].get("message"), dict):
+            raise MalformedReply("no choices[0].message")
+        return choices[0]["message"].get("content") or ""
+
+    def complete(self, texts: Sequence[str], on_result: Callable[[int, str], None] | None = None) -> list[str]:
+        import asyncio
+
+        from tracecause.http_retry import RequestFailed
+
         if not texts:
             return []
-        with ThreadPoolExecutor(max_workers=self.cfg.max_concurrency) as pool:
-            out = list(pool.map(self._one, texts))
+        try:
+            out = asyncio.run(self._complete_all(list(texts), on_result))
+        except RequestFailed as err:
+            raise RuntimeError(f"judge endpoint: {err}") from None
         self.requests_run += len(texts)
         return out
+
+    async def _complete_all(self, texts: list[str], on_result) -> list[str]:
+        import asyncio
+
+        import httpx
+
+        from tracecause.http_retry import RateLimiter, gather_keeping_results, post_with_retries
+
+        gate, limiter = asyncio.Semaphore(self.cfg.max_concurrency), RateLimiter(self.cfg.requests_per_s)
+
+        def log(message: str) -> None:
+            print(f"[judge] {message}", file=sys.stderr, flush=True)
+
+        def count_retry() -> None:
+            self.retries += 1
+
+        limits = httpx.Limits(max_connections=self.cfg.max_concurrency)
+        async with httpx.AsyncClient(timeout=self.cfg.timeout_s, limits=limits, headers=self._headers) as client:
+            return await gather_keeping_results(
+                [post_with_retries(client, self.url, self._body(t), self._parse, self.policy, limiter, gate,
+                                   log=log, on_retry=count_retry) for t in texts], on_result)
 
 
 def make_backend(cfg: JudgeConfig, llm: Any = None):

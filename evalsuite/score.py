@@ -2,7 +2,8 @@
 
 Metric definitions: evalsuite/metrics.py. The summary gives, per (benchmark, metric), the mean over
 prompts of the per-prompt mean over K samples, a normal-approximation 95 % CI over prompts, the
-number of samples and prompts with a value, and how many judge replies did not parse.
+number of samples and prompts with a value, how many judge replies did not parse, and which
+scorer(s) produced the values (e.g. the refusal classifier: rules or which LLM judge).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tracecause.io import atomic_write_bytes, atomic_write_json, mark_complete
 from evalsuite import outputs
 from evalsuite.battery import LLM_JUDGES, load_battery
 from evalsuite.config import EvalConfig
+from evalsuite.eval_run import EvalTracker
 from evalsuite.metrics import sample_metrics
 
 
@@ -31,15 +33,18 @@ def score_rows(samples: list[dict], judged: list[dict], uses: dict) -> pd.DataFr
     key = lambda r: (r["benchmark"], r["prompt_id"], r["turn"], r["sample_index"])
     verdicts = {key(j): j["judgements"] for j in judged}
     first_turn = {(r["benchmark"], r["prompt_id"], r["sample_index"]): r for r in samples if r["turn"] == 1}
+    no_verdicts: dict = {}
     records = []
     for row in samples:
         if row["benchmark"] not in uses:
             raise ValueError(f"samples hold benchmark {row['benchmark']!r}, which the battery does not list: "
                              f"re-run generate with this battery")
         first = first_turn.get((row["benchmark"], row["prompt_id"], row["sample_index"])) if row["turn"] > 1 else None
+        first_verdicts = verdicts.get(key(first), no_verdicts) if first else None
         ident = tuple(row[c] for c in SAMPLE_ID_COLUMNS)
-        for metric, value, parsed in sample_metrics(row, verdicts.get(key(row), {}), uses[row["benchmark"]], first):
-            records.append(ident + (metric, float(value), bool(parsed)))
+        for metric, value, parsed, scorer in sample_metrics(row, verdicts.get(key(row), no_verdicts),
+                                                            uses[row["benchmark"]], first, first_verdicts):
+            records.append(ident + (metric, float(value), bool(parsed), scorer))
     df = pd.DataFrame.from_records(records, columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
     for col in ("seed", "turn", "sample_index", "sampling_seed"):
         df[col] = df[col].astype("int64")
@@ -60,6 +65,7 @@ def summarise(df: pd.DataFrame) -> dict[str, Any]:
             "mean": mean, "ci_lo": mean - half, "ci_hi": mean + half, "n": int(len(vals)),
             "n_prompts": n_p, "n_rows": int(len(g)), "n_unparsed": int((~g["parsed"]).sum()),
             "unparsed_rate": float((~g["parsed"]).mean()),
+            "scorer": " + ".join(sorted(g["scorer"].astype(str).unique())),
         }
     return out
 
@@ -79,7 +85,7 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> None:
+def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> dict:
     out = cfg.out_dir(mode)
     df = df.sort_values(["benchmark", "prompt_id", "turn", "sample_index", "metric"], kind="stable").reset_index(drop=True)
     atomic_write_bytes(out / SCORES_FILE, parquet_bytes(df))
@@ -89,6 +95,7 @@ def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> None:
     atomic_write_json(out / SUMMARY_FILE, _finite(summary))
     outputs.mark_stage(out, "score", out / SCORES_FILE, len(df), ih)
     mark_complete(out, {"stage": "score", "inputs_hash": ih})
+    return summary
 
 
 def run_score(cfg: EvalConfig) -> dict[str, Any]:
@@ -98,6 +105,7 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
     extra = {"uses": uses}
     n, k = cfg.shard.count, cfg.shard.index
     stats: dict[str, Any] = {"rows": 0, "modes_done": [], "merged": []}
+    tracker = EvalTracker(cfg, "score")
     for mode in cfg.modes:
         out = cfg.out_dir(mode)
         samples = outputs.read_input(out, "generate", k, n, "score")
@@ -111,7 +119,7 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
             stats["rows"] += len(df)
             stats["modes_done"].append(mode)
             if n == 1:
-                write_scores(cfg, mode, df, ih)
+                tracker.completed(mode, write_scores(cfg, mode, df, ih), df, samples)
             else:
                 outputs.write_shard(out, "score", k, n, df.to_dict("records"), ih)
         if n > 1:
@@ -119,6 +127,7 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
             if merged and not outputs.stage_done(out, "score", merged):
                 df = pd.DataFrame(outputs.read_shards(out, "score", n), columns=list(SAMPLE_ID_COLUMNS + SCORE_COLUMNS))
                 df["value"] = df["value"].astype("float64")
-                write_scores(cfg, mode, df, merged)
+                tracker.completed(mode, write_scores(cfg, mode, df, merged), df)
                 stats["merged"].append(mode)
+    tracker.finish()
     return stats

@@ -4,8 +4,8 @@
   so a requeued or re-run job logs into the same run. ``group`` = the sweep, ``job_type`` =
   eval / analysis. Files go to ``<sweep>/wandb/``.
 * Offline unless WANDB_MODE says otherwise or a key is available; air-gapped clusters just work.
-  Each offline process writes its own ``offline-run-*`` folder; ``sync_sweep`` uploads them in
-  start order under their run id once a network is there.
+  Each offline process writes its own ``offline-run-*`` folder; ``tracecause wandb-sync``
+  (tracecause.wandb_sync) uploads them in start order under their run id once a network is there.
 * The API key is only ever read by wandb itself from the environment or ~/.netrc; nothing here
   accepts, stores or prints it.
 * Generated text reaches a W&B table only with ``allow_text=True`` (off by default).
@@ -16,13 +16,11 @@ import hashlib
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from tracecause.config import canonical_json, config_hash
-from tracecause.contracts import SAMPLE_ID_COLUMNS, SweepLayout
+from tracecause.contracts import EFFECT_INFERENCE_COLUMNS, EFFECT_JUDGE_COLUMNS, SAMPLE_ID_COLUMNS, SweepLayout
 
 DEFAULT_PROJECT = "tracecause"
 TABLE_ROW_LIMIT = 10_000
@@ -51,15 +49,16 @@ def _netrc_has_wandb() -> bool:
 
 
 def init_run(sweep_dir: str | Path, *, job_type: str, run_id: str, name: str, config: Mapping,
-             group: str | None = None, tags: Iterable[str] = ()):
+             group: str | None = None, tags: Iterable[str] = (), project: str | None = None, mode: str | None = None):
+    """``project``/``mode`` from the stage's config win over $WANDB_PROJECT / the key-based default."""
     import wandb
 
     root = Path(sweep_dir)
     SweepLayout(root).wandb.mkdir(parents=True, exist_ok=True)
     return wandb.init(
-        project=os.environ.get("WANDB_PROJECT", DEFAULT_PROJECT), entity=os.environ.get("WANDB_ENTITY") or None,
+        project=project or os.environ.get("WANDB_PROJECT", DEFAULT_PROJECT), entity=os.environ.get("WANDB_ENTITY") or None,
         dir=str(root), id=run_id, resume="allow", group=group or root.name, job_type=job_type, name=name,
-        config=dict(config), tags=sorted(set(tags)), mode=_mode(),
+        config=dict(config), tags=sorted(set(tags)), mode=os.environ.get("WANDB_MODE") or mode or _mode(),
         settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, x_disable_meta=True),
     )
 
@@ -102,11 +101,13 @@ def summary_records(summary: Any) -> list[dict]:
     return out
 
 
-def eval_metrics(summary: Any) -> dict:
+def eval_metrics(summary: Any, mode: str = "") -> dict:
+    """``eval/[<mode>/]<benchmark>/<metric>`` with ``_ci_lo``, ``_ci_hi``, ``_n`` and the judge's ``_unparsed_rate``."""
     logged = {}
     for r in summary_records(summary):
-        key = f"eval/{r['benchmark']}/{r['metric']}"
-        for suffix, field in (("", "mean"), ("_ci_lo", "ci_lo"), ("_ci_hi", "ci_hi"), ("_n", "n")):
+        key = f"eval/{mode + '/' if mode else ''}{r['benchmark']}/{r['metric']}"
+        for suffix, field in (("", "mean"), ("_ci_lo", "ci_lo"), ("_ci_hi", "ci_hi"), ("_n", "n"),
+                              ("_unparsed_rate", "unparsed_rate")):
             if _finite(r.get(field)):
                 logged[key + suffix] = r[field]
     return logged
@@ -160,7 +161,8 @@ def effect_metrics(df) -> dict:
         if key in out:
             raise ValueError(f"two effects map to the W&B key {key!r}; effect rows must be unique")
         for suffix, field in (("", "estimate"), ("_ci_lo", "ci_lo"), ("_ci_hi", "ci_hi"), ("_p", "p"),
-                              ("_p_adj", "p_adj"), ("_effect_size", "effect_size")):
+                              ("_p_adj", "p_adj"), ("_effect_size", "effect_size"),
+                              ("_unparsed_rate_a", "unparsed_rate_a"), ("_unparsed_rate_b", "unparsed_rate_b")):
             if _finite(row.get(field)):
                 out[key + suffix] = float(row[field])
     return out
@@ -168,7 +170,9 @@ def effect_metrics(df) -> dict:
 
 TABLE_COLUMNS = ("kind", "statistic", "benchmark", "metric", "mode", "size", "paradigm", "arm_a", "arm_b", "estimate",
                  "ci_lo", "ci_hi", "p", "p_adj", "family", "effect_size", "n_prompts", "n_clusters", "n_seeds",
-                 "input_hash")
+                 "input_hash",
+                 # what each p and CI mean, and the judge failures behind them (tracecause.contracts)
+                 *EFFECT_INFERENCE_COLUMNS, *EFFECT_JUDGE_COLUMNS)
 
 
 def plain_table(df, columns=None):
@@ -199,11 +203,16 @@ def log_analysis(sweep_dir: str | Path, sweep_name: str, effects, analysis_dir: 
                    config={"analysis": dict(cfg), "sweep": sweep_name}, tags=["analysis"])
     try:
         run.summary.update(effect_metrics(effects))
+        if "inference_note" in effects:  # say it in the run, not only in the table
+            run.summary["analysis/effects_conditional_on_single_training_run"] = int(
+                effects["inference_note"].astype(str).str.startswith("conditional").sum())
+            run.summary["analysis/effects_unreliable_judge_failures"] = int((~effects["reliable"].astype(bool)).sum())
         payload = {"analysis/effects": plain_table(effects, TABLE_COLUMNS)}
         missing = analysis_dir / "missing.json"
         if missing.is_file():
             info = json.loads(missing.read_text())
-            rows = [[k, v] for k in ("missing_arms", "unfinished_evals", "missing_evals") for v in info.get(k, [])]
+            rows = [[k, v] for k in ("missing_arms", "unfinished_evals", "missing_evals", "missing_cells")
+                    for v in info.get(k, [])]
             payload["analysis/missing"] = wandb.Table(columns=["what", "item"], data=rows)
         for png in sorted((analysis_dir / "figures").glob("*.png")):
             payload[f"figures/{png.stem}"] = wandb.Image(str(png))
@@ -214,42 +223,3 @@ def log_analysis(sweep_dir: str | Path, sweep_name: str, effects, analysis_dir: 
     finally:
         run.finish()
     return rid
-
-
-# ----------------------------------------------------------------------------- sync
-
-
-def sync_plan(sweep_dir: str | Path) -> list[dict]:
-    """One upload per run id: its offline fragments in start-time order."""
-    from tracecause.wandb_records import find_run_files, run_info
-
-    files = find_run_files(SweepLayout(Path(sweep_dir)).root)
-    plan: dict[str, dict] = {}
-    for f in files:
-        info = run_info(f)
-        entry = plan.setdefault(info["id"], {"id": info["id"], "job_type": info["job_type"], "folders": []})
-        entry["folders"].append(str(f.parent))
-    return list(plan.values())
-
-
-def sync_sweep(sweep_dir: str | Path, dry_run: bool = False, wandb_cmd: str | None = None) -> list[dict]:
-    """Upload every offline run of a sweep (``wandb sync --id ID`` over its fragments, oldest first).
-
-    Needs a network and an API key in the environment or ~/.netrc. Returns the plan, each entry
-    with the command run (or that would be run with ``dry_run``).
-    """
-    cmd0 = [wandb_cmd] if wandb_cmd else [sys.executable, "-m", "wandb"]
-    plan = sync_plan(sweep_dir)
-    if not plan:
-        raise FileNotFoundError(f"no offline W&B runs under {SweepLayout(Path(sweep_dir)).wandb}")
-    for entry in plan:
-        entry["command"] = [*cmd0, "sync", "--id", entry["id"], "--include-synced", *entry["folders"]]
-        if dry_run:
-            continue
-        proc = subprocess.run(entry["command"], capture_output=True, text=True)
-        entry["returncode"] = proc.returncode
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"wandb sync of run {entry['id']} failed (exit {proc.returncode}): {' | '.join(tail)}; "
-                               "check the network and that WANDB_API_KEY or ~/.netrc holds a key")
-    return plan

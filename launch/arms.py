@@ -21,6 +21,9 @@ class ResolvedArm:
     train_overrides: tuple[str, ...] = ()
     model_path: str = ""                  # what eval loads: the export folder, or the base model
     config_hash: str = ""
+    # The hub revision eval must pass with model_path (base arms of a hub model); trained arms load
+    # their own export folder, whose base revision reached the trainer as model.revision.
+    model_revision: str = ""
 
     @property
     def id(self) -> str:
@@ -38,7 +41,7 @@ def expand_arms(spec: SweepSpec) -> list[Arm]:
         for paradigm in spec.paradigms:
             if paradigm in ("base", "qa"):
                 continue
-            for rtype in spec.trace_types:
+            for rtype in spec.types_of(paradigm):
                 arms.extend(Arm(model, rtype, paradigm, s) for s in spec.seeds)
     return arms
 
@@ -48,18 +51,24 @@ def fill(text: str, sweep_dir: Path) -> str:
 
 
 def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_paths: dict[str, str],
-                 trainer_yaml: Path, wandb_group: str) -> list[ResolvedArm]:
-    """Attach each arm's trainer layers/overrides. ``model_paths``: model name -> base weights."""
+                 trainer_yaml: Path, wandb_group: str, revisions: dict[str, str] | None = None,
+                 sweep_hash: str = "") -> list[ResolvedArm]:
+    """Attach each arm's trainer layers/overrides. ``model_paths``: model name -> base weights;
+    ``revisions``: model name -> pinned hub revision, passed with the weights to every stage."""
+    revisions = revisions or {}
     train_root = str(SweepLayout(Path(sweep_dir)).root / "train")  # strings: pathlib is slow x thousands
     out = []
     for arm in expand_arms(spec):
         if not arm.trained:
-            payload = {"arm": arm.id, "model": model_paths[arm.model]}
-            out.append(ResolvedArm(arm, model_path=model_paths[arm.model], config_hash=config_hash(payload)))
+            rev = revisions.get(arm.model, "")
+            payload = {"arm": arm.id, "model": model_paths[arm.model], **({"revision": rev} if rev else {})}
+            out.append(ResolvedArm(arm, model_path=model_paths[arm.model], config_hash=config_hash(payload),
+                                   model_revision=rev))
             continue
         overrides = [
             f"arm_id={arm.id}",
             f"model.path={model_paths[arm.model]}",
+            *([f"model.revision={revisions[arm.model]}"] if revisions.get(arm.model) else []),
             f"data.path={dataset_dir}",
             f"data.rtype={arm.rtype}",
             f"data.paradigm={arm.paradigm}",
@@ -68,6 +77,7 @@ def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_path
             f"wandb.enabled={'true' if spec.wandb.enabled and spec.wandb.mode != 'disabled' else 'false'}",
             f"wandb.project={spec.wandb.project}",
             f"wandb.group={wandb_group}",
+            *([f"wandb.sweep_hash={sweep_hash}"] if sweep_hash else []),
             f"wandb.mode={spec.wandb.mode}",
             *(fill(o, sweep_dir) for o in spec.train.overrides),
             *(fill(o, sweep_dir) for o in spec.train.per_model.get(arm.model, [])),

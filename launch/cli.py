@@ -1,37 +1,45 @@
-"""``tracecause``: plan, submit, status, resume, cancel, demo, tiny-model, wandb-sync."""
+"""``tracecause``: plan, submit, status, resume, cancel, demo, tiny-model, benchmarks, wandb-sync."""
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tracecause.config import ConfigError
 
-DEMO_SWEEP = "smoke"
 
 
-def _plan(args, sweep=None, sweep_dir=None):
+def _plan(args, sweep=None, sweep_dir=None, **kw):
     from launch.plan import make_plan
 
-    return make_plan(sweep or args.sweep, list(getattr(args, "overrides", [])), cluster=args.cluster,
-                     sweep_dir=sweep_dir or getattr(args, "out", None))
+    kw.setdefault("cluster", args.cluster)
+    return make_plan(sweep or args.sweep, list(getattr(args, "overrides", [])),
+                     sweep_dir=sweep_dir or getattr(args, "out", None), **kw)
 
 
 def cmd_plan(args) -> int:
     from launch.plan_view import format_plan
 
-    print(format_plan(_plan(args)))
+    if not args.rehearse:
+        print(format_plan(_plan(args), pilot=args.pilot))
+        return 0
+    # The study's own numbers (pins, source, cost, MDE) on its own cluster, then the rehearsal's graph.
+    study = _plan(args, cluster=None, sweep_dir=args.study_out, missing_benchmarks_ok=True)
+    print(format_plan(study, pilot=args.pilot), "\n", flush=True)
+    print(format_plan(_plan(args, rehearse=True)))
     return 0
 
 
 def cmd_submit(args) -> int:
     from launch.plan_view import format_plan
+    from launch.rehearse import record_notes
     from launch.submit import submit
 
-    plan = _plan(args)
+    plan = _plan(args, rehearse=args.rehearse)
     print(format_plan(plan), "\n", flush=True)
+    if args.rehearse and not args.dry_run:
+        record_notes(plan.sweep_dir, plan.inputs["rehearsal"]["notes"])
     submit(plan, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"\nwatch it: tracecause status {plan.sweep_dir} --watch")
@@ -71,26 +79,11 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from launch.plan_view import format_plan
-    from launch.status import collect
-    from launch.submit import submit
+    """The known-answer world end to end (launch/demo.py): pre-trained base, sweep, recovery table."""
+    from launch.demo import run
 
-    out = Path(args.out or f"sweeps/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     args.overrides = list(args.overrides)
-    plan = _plan(args, sweep=DEMO_SWEEP, sweep_dir=out)
-    print(format_plan(plan), "\n", flush=True)
-    t0 = time.time()
-    submit(plan)
-    report = plan.layout.analysis / "report.html"
-    if plan.profile.is_slurm:
-        while not (plan.layout.analysis / "_COMPLETE").is_file():
-            rows = collect(out)
-            if any(r["state"] == "failed" for r in rows):
-                print("a task failed: tracecause status", out, file=sys.stderr)
-                return 1
-            time.sleep(5)
-    print(f"\ndemo finished in {time.time() - t0:.0f} s\nreport: {report}\nstatus: tracecause status {out}")
-    return 0
+    return run(args, _plan)
 
 
 def cmd_tiny(args) -> int:
@@ -100,9 +93,10 @@ def cmd_tiny(args) -> int:
 
 
 def cmd_wandb_sync(args) -> int:
-    from evalsuite.tracking import sync_sweep
+    from launch.status import require_sweep
+    from tracecause.wandb_sync import report, sync
 
-    sync_sweep(args.sweep_dir)
+    print(report(sync(require_sweep(args.sweep_dir), dry_run=args.dry_run), dry_run=args.dry_run))
     return 0
 
 
@@ -117,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--cluster", help="configs/clusters/<name>.yaml (default: the sweep's cluster)")
         sp.add_argument("--out", help="sweep folder (default: sweeps/<name>)")
 
-    sp = sub.add_parser("plan", help="validate everything and print the stage graph")
+    rehearse_help = ("the sweep's rehearsal: the same graph with tiny models, truncated data and benchmarks, "
+                     "2 steps (on --cluster, default local-slurm; folder default sweeps/<name>-rehearsal)")
+    sp = sub.add_parser("plan", help="validate everything and print the stage graph, cost and MDEs")
     sweep_args(sp)
+    sp.add_argument("--rehearse", action="store_true", help=rehearse_help + "; printed after the study's plan")
+    sp.add_argument("--pilot", help="a finished pilot sweep folder: MDEs from its variance (default: stated defaults)")
+    sp.add_argument("--study-out", help=argparse.SUPPRESS)  # the study's folder when --out names the rehearsal's
     sp.set_defaults(fn=cmd_plan)
     sp = sub.add_parser("submit", help="submit the sweep (only what is missing)")
     sweep_args(sp)
+    sp.add_argument("--rehearse", action="store_true", help=rehearse_help)
     sp.add_argument("--dry-run", action="store_true", help="write the sbatch scripts, submit nothing")
     sp.set_defaults(fn=cmd_submit)
     sp = sub.add_parser("status", help="arms x stages")
@@ -137,14 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("sweep_dir")
     sp.add_argument("--stage", action="append", choices=["datagen", "merge", "train", "eval", "analysis"])
     sp.set_defaults(fn=cmd_cancel)
-    sp = sub.add_parser("demo", help="the smoke sweep end to end on this machine")
+    sp = sub.add_parser("demo", help="the known-answer world end to end: planted effects recovered?")
     sweep_args(sp, sweep=False)
     sp.set_defaults(fn=cmd_demo, cluster="local")
     sp = sub.add_parser("tiny-model", help="build the tiny random Qwen3 into OUT_DIR")
     sp.add_argument("rest", nargs="*", help="OUT_DIR [options of python -m tracecause.tiny]")
     sp.set_defaults(fn=cmd_tiny)
-    sp = sub.add_parser("wandb-sync", help="upload a sweep's offline W&B runs in order")
+    from launch.benchmarks_cmd import add_parser as add_benchmarks_parser
+
+    add_benchmarks_parser(sub)
+    sp = sub.add_parser("wandb-sync", help="upload a sweep's offline W&B runs in order, each fragment once")
     sp.add_argument("sweep_dir")
+    sp.add_argument("--dry-run", action="store_true", help="report what would be uploaded, upload nothing")
     sp.set_defaults(fn=cmd_wandb_sync)
     return p
 
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in _subparsers(parser):
         parser.parse_args(argv)  # prints usage / help and exits
     # intermixed: `plan SWEEP --cluster X key=value` (overrides after options) works too
-    args = _subparsers(parser)[argv[0]].parse_intermixed_args(argv[1:])
+    command = _subparsers(parser)[argv[0]]
+    nested = argv[0] == "benchmarks"  # has its own subcommands, which intermixed parsing cannot take
+    args = command.parse_args(argv[1:]) if nested else command.parse_intermixed_args(argv[1:])
     args.cmd = argv[0]
     from launch.plan import PlanError
     from launch.submit import SweepMismatch

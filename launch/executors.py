@@ -60,6 +60,9 @@ def slurm_parameters(sub: Submission, profile: ClusterProfile, sweep_name: str) 
             params[key] = getattr(profile, key)
     if r.gpus_per_node:
         params["gpus_per_node"] = r.gpus_per_node
+    if r.nodes * r.tasks_per_node > 1:
+        # one crashed rank ends the step at once instead of the others hanging in a collective
+        params["srun_args"] = ["--kill-on-bad-exit=1"]
     return params
 
 
@@ -145,6 +148,9 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) 
         if set(sub.after_names) & failed or sub.corr_name in failed:
             print(f"skipping {sub.job.name}: an upstream job failed", flush=True)
             failed.add(sub.job.name)
+            for task in sub.tasks:  # recorded, so status shows what blocks them
+                records.update_record(records.record_path(sweep_dir, task.stage, task.key), stage=task.stage,
+                                      key=task.key, arm=task.arm, state="pending", done_dir=task.done_dir)
             continue
         r = sub.job.resources
         for task in sub.tasks:

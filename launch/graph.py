@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracecause.contracts import SweepLayout
+from tracecause.freshness import stale_eval
+
 
 @dataclass(frozen=True)
 class Task:
@@ -86,4 +89,13 @@ def order(jobs: list[Job]) -> list[Job]:
 
 
 def done(task: Task) -> bool:
-    return all((Path(d) / "_COMPLETE").is_file() for d in (task.done_dir, *task.also_done))
+    dirs = (task.done_dir, *task.also_done)
+    if not all((Path(d) / "_COMPLETE").is_file() for d in dirs):
+        return False
+    if task.stage == "eval" and task.arm:  # eval/<arm>/<mode>: stale once the arm was retrained after it
+        return not any(stale_eval(SweepLayout(Path(d).parents[2]), task.arm, Path(d).name) for d in dirs)
+    if task.stage == "analysis":  # an eval finished (e.g. re-run by resume) after it: analyse again
+        evals = Path(task.done_dir).parent / "eval"
+        newest = max((m.stat().st_mtime for m in evals.glob("*/*/_COMPLETE")), default=0.0)
+        return (Path(task.done_dir) / "_COMPLETE").stat().st_mtime >= newest
+    return True

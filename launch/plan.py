@@ -8,16 +8,16 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracecause.config import ConfigError, config_hash
+from tracecause.config import ConfigError
 from tracecause.contracts import SweepLayout
 
-from launch import stages
+from launch import analysis_check, feasibility, plan_inputs, stages
 from launch.arms import ResolvedArm, fill, resolve_arms
+from launch.rehearse import read_notes as rehearsal_notes
 from launch.graph import Job, Resources, Task, order
 from launch.profiles import ClusterProfile, load_profile
-from launch.spec import SweepSpec, load_sweep
-
-GiB = 2 ** 30
+from launch.spec import SweepSpec, load_sweep, sweep_path
+from launch.sweep_identity import spec_hash, wandb_group
 
 
 class PlanError(ValueError):
@@ -37,6 +37,10 @@ class Plan:
     arms: list[ResolvedArm]
     jobs: list[Job]
     model_paths: dict[str, str] = field(default_factory=dict)
+    # What the plan established about its inputs (launch.plan_inputs): revisions, the pairs' source,
+    # benchmark files, memory/fit facts, warnings, and the rehearsal's substitutions (if one).
+    inputs: dict = field(default_factory=dict)
+    wandb_group: str = ""             # recorded in the sweep folder at submit (launch.sweep_identity)
 
     @property
     def layout(self) -> SweepLayout:
@@ -46,15 +50,23 @@ class Plan:
         return next(j for j in self.jobs if j.name == name)
 
 
-def default_sweep_dir(spec: SweepSpec) -> Path:
-    return Path("sweeps") / spec.name
+def default_sweep_dir(spec: SweepSpec, rehearse: bool = False) -> Path:
+    return Path("sweeps") / (f"{spec.name}-rehearsal" if rehearse else spec.name)
 
 
 def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None = None,
               sweep_dir: str | Path | None = None, cluster_overrides: list[str] = (),
-              check_stage_configs: bool = True) -> Plan:
-    """Load, validate and lay out. Raises PlanError (every problem) or ConfigError (the spec itself)."""
+              check_stage_configs: bool = True, rehearse: bool = False,
+              missing_benchmarks_ok: bool = False) -> Plan:
+    """Load, validate and lay out. Raises PlanError (every problem) or ConfigError (the spec itself).
+
+    ``rehearse``: the rehearsal of the sweep (launch.rehearse) on ``cluster`` (default local-slurm); it
+    writes its truncated battery and benchmark copies under ``<sweep>/rehearsal/``.
+    ``missing_benchmarks_ok``: unfetched benchmark files are listed in ``inputs``, not refused (the
+    study's numbers printed beside a rehearsal)."""
     spec = load_sweep(sweep, list(overrides))
+    if rehearse:
+        cluster = cluster or plan_inputs.REHEARSAL_CLUSTER
     try:
         profile = load_profile(cluster or spec.cluster, [*spec.cluster_overrides, *cluster_overrides])
     except FileNotFoundError as err:
@@ -62,9 +74,15 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
     # What ran is what resume must rerun: the profile actually used is part of the recorded spec.
     spec.cluster = str(cluster or spec.cluster)
     spec.cluster_overrides = [*spec.cluster_overrides, *cluster_overrides]
-    root = Path(sweep_dir or default_sweep_dir(spec)).resolve()
+    root = Path(sweep_dir or default_sweep_dir(spec, rehearse)).resolve()
     problems: list[str] = []
     layout = SweepLayout(root)
+    inputs: dict = {"rehearsal": None, "warnings": [], "built_at_submit": set()}
+    if rehearse and not spec.rehearsal:  # (a recorded rehearsal, resumed, is one already)
+        spec = plan_inputs.rehearse(spec, root, inputs, problems)
+    elif spec.rehearsal:
+        inputs["rehearsal"] = {"notes": rehearsal_notes(root), "of": spec.name}
+    inputs["built_at_submit"] = {fill(spec.model_paths[m], root) for m in spec.build_tiny_models if m in spec.model_paths}
 
     model_paths, facts = {}, {}
     for i, name in enumerate(spec.models):
@@ -73,8 +91,12 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
         except (FileNotFoundError, ConfigError) as err:
             problems.append(f"models[{i}] {name!r}: {stages.describe(err)}")
             continue
+        if spec.rehearsal:  # sized as the tiny stand-in it is; the real model's hub id and pin are kept
+            facts[name] = {**stages.model_facts(plan_inputs.REHEARSAL_MODEL), "source": facts[name]["source"],
+                           "revision": facts[name]["revision"]}
         path = spec.model_paths.get(name) or facts[name]["source"]
         model_paths[name] = fill(path, root)
+        plan_inputs.check_model_pin(i, name, spec.model_paths.get(name, ""), facts[name], problems)
         if not path:
             problems.append(f"models[{i}] {name}: no weights: the model spec has no hub_id (local_builder "
                             f"{facts[name]['local_builder']!r}); set model_paths.{name} (and build_tiny_models)")
@@ -91,7 +113,9 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
         ds_id = stages.dataset_id(spec.dataset.config, dg_yaml, extra, spec.dataset.id, root)
         dg_over = stages.datagen_overrides(root, ds_id, spec.dataset.shards, extra)
         if check_stage_configs:
-            dg_cfg = stages.datagen_plan(dg_yaml, dg_over).cfg
+            dg_plan = stages.datagen_plan(dg_yaml, dg_over)
+            dg_cfg = dg_plan.cfg
+            plan_inputs.check_dataset(spec, stages.datagen_source_facts(dg_plan), profile, inputs, problems)
             missing = sorted(set(spec.trace_types) - set(getattr(dg_cfg, "types", spec.trace_types)))
             if missing:
                 problems.append(f"dataset: reasoning_types {missing} are not built by datagen config "
@@ -103,8 +127,13 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
         tr_yaml = stages.trainer_yaml(spec.train.config)
     except FileNotFoundError as err:
         raise PlanError([f"train.config: {err}"]) from None
-    group = f"{spec.name}-{config_hash({'sweep': str(root)}, 6)}"
-    arms = resolve_arms(spec, root, layout.data(ds_id), model_paths, tr_yaml, group)
+    group, sweep_hash = wandb_group(root, spec.name), spec_hash(spec)[:12]
+    revisions = {m: f["revision"] for m, f in facts.items() if f["source"] and f["revision"]}
+    inputs["revisions"] = {m: {"hub_id": facts[m]["source"], "revision": r, "path": model_paths[m]}
+                           for m, r in revisions.items()}
+    plan_inputs.note_unverified_pins(inputs)
+    arms = resolve_arms(spec, root, layout.data(ds_id), model_paths, tr_yaml, group, sweep_hash=sweep_hash,
+                        revisions=revisions)
 
     train_cfgs = {}
     if check_stage_configs:
@@ -117,23 +146,37 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
             except (ConfigError, FileNotFoundError, ValueError) as err:
                 problems.append(f"arm {ra.id}: trainer config: {stages.describe(err)}")
 
-    jobs = _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems)
+    jobs = _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems,
+                       eval_wandb_overrides(spec, group, sweep_hash))
     if check_stage_configs:
         # Eval tasks differ only in arm id, model folder, mode and shard: check one per mode and shard.
         seen = set()
         try:
-            stages.check_battery(spec.eval.battery, spec.eval.judge)
+            files = stages.check_battery(spec.eval.battery, spec.eval.judge)
+            plan_inputs.check_benchmarks(spec.eval.battery, files, inputs, problems, missing_benchmarks_ok)
             for job in (j for j in jobs if j.stage == "eval"):
                 kind = (job.name.startswith("eval-base"), job.notes["mode"], job.notes["shard"])
                 if kind not in seen:
                     seen.add(kind)
                     where = f"arm {job.tasks[0].arm}"
-                    stages.check_eval([list(a) for a in job.tasks[0].argvs])
+                    cfgs = stages.check_eval([list(a) for a in job.tasks[0].argvs])
+                    plan_inputs.check_judge(cfgs, profile, inputs, problems)
         except (ConfigError, FileNotFoundError, ValueError) as err:
             problems.append(f"{where if seen else 'eval.battery'}: eval config: {stages.describe(err)}")
+    analysis_check.check_analysis(spec, str(sweep_path(sweep)) if isinstance(sweep, str) else str(sweep), inputs, problems)
+    pins = {model_paths[m]: r for m, r in revisions.items()}
+    problems.extend(plan_inputs.check_task_pins(jobs, pins, inputs))
     if problems:
         raise PlanError(problems)
-    return Plan(spec, profile, root, ds_id, arms, order(jobs), model_paths)
+    return Plan(spec, profile, root, ds_id, arms, order(jobs), model_paths, wandb_group=group, inputs=inputs)
+
+
+def eval_wandb_overrides(spec: SweepSpec, group: str, sweep_hash: str) -> list[str]:
+    """Each eval task's W&B run: the sweep's group, project and mode; text tables only if the sweep allows."""
+    w = spec.wandb
+    return [f"wandb.enabled={'true' if w.enabled and w.mode != 'disabled' else 'false'}", f"wandb.project={w.project}",
+            f"wandb.group={group}", f"wandb.mode={w.mode}", f"wandb.sweep_hash={sweep_hash}",
+            *(["wandb.sample_tables=text"] if w.allow_text else [])]
 
 
 def _res(profile: ClusterProfile, stage: str, nodes: int = 1) -> Resources:
@@ -150,30 +193,8 @@ def _needs_gpu(spec: SweepSpec, profile: ClusterProfile, stage: str, who: str, p
                         f"{profile.name!r} gives stages.{stage}.gpus=0 (use a GPU profile, or device=cpu)")
 
 
-def _train_nodes(spec, profile, model, facts, cfg, problems, who) -> tuple[int, dict]:
-    """Fewest nodes whose ZeRO-3 model states + activation margin fit (GPU memory or node RAM)."""
-    res = profile.resources("train")
-    offload = bool(getattr(getattr(cfg, "deepspeed", None), "offload_optimizer", False))
-    per_node = profile.processes_per_node("train")
-    if res.gpus:
-        budget = profile.gpu_memory_gb * GiB * (1 - profile.activation_margin)
-        where = f"GPU memory {profile.gpu_memory_gb} GiB x (1 - activation_margin {profile.activation_margin})"
-    else:
-        budget = res.mem_gb * GiB * (1 - profile.activation_margin) / per_node
-        where = f"stages.train.mem_gb {res.mem_gb} / {per_node} processes x (1 - activation_margin)"
-    candidates = [res.nodes] if res.nodes else list(range(1, res.max_nodes + 1))
-    for nodes in candidates:
-        need = stages.zero3_bytes(facts["n_params"], facts["largest_layer_params"], nodes * per_node, offload)
-        if need <= budget:
-            return nodes, {"state_gib_per_process": need / GiB, "budget_gib": budget / GiB, "offload": offload}
-    need = stages.zero3_bytes(facts["n_params"], facts["largest_layer_params"], candidates[-1] * per_node, offload)
-    problems.append(f"{who}: ZeRO-3 memory plan does not fit: {need / GiB:.1f} GiB of model states per process on "
-                    f"{candidates[-1]} node(s) x {per_node} > {budget / GiB:.1f} GiB ({where}); raise "
-                    f"stages.train.max_nodes, set deepspeed.offload_optimizer=true, or use a larger GPU")
-    return candidates[-1], {}
-
-
-def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems) -> list[Job]:
+def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems,
+                eval_wandb: list[str] = ()) -> list[Job]:
     layout = SweepLayout(root)
     jobs: list[Job] = []
     n = spec.dataset.shards
@@ -191,10 +212,11 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
             who = f"arm {trained[0].id} (and every {model} arm)"
             _needs_gpu(spec, profile, "train", who, problems)
             cfg = train_cfgs.get(trained[0].id)
-            nodes, mem = _train_nodes(spec, profile, model, facts[model], cfg, problems, who)
+            nodes, mem = feasibility.train_nodes(profile, facts[model]["spec"], cfg, who, problems)
             notes = {"memory": mem, "n_params": facts[model]["n_params"]}
-            if cfg is not None and getattr(cfg.train, "max_steps", 0):
-                notes["tokens"] = cfg.train.max_steps * cfg.train.global_batch_rows * cfg.data.max_tokens
+            if cfg is not None:  # what launch.cost turns into tokens and GPU-hours
+                notes["budget"] = {"max_steps": cfg.train.max_steps, "epochs": cfg.train.epochs,
+                                   "global_batch_rows": cfg.train.global_batch_rows, "row_tokens": cfg.data.max_tokens}
             train_root = str(layout.root / "train")
             jobs.append(Job(f"train.{model}", "train", [
                 Task("train", a.id, (tuple(stages.train_argv(a.train_yaml, a.train_overrides)),),
@@ -205,14 +227,10 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
                 continue
             _needs_gpu(spec, profile, "eval", f"arm {members[0].id}", problems)
             ev = profile.resources("eval")
-            weights = 2 * facts[model]["n_params"] / GiB  # bf16, what vLLM loads before any KV cache
-            budget = ev.gpus * profile.gpu_memory_gb * 0.9  # vLLM's KV cache takes what is left
-            if ev.gpus and weights > budget:
-                problems.append(f"arm {members[0].id}: stage eval: {weights:.1f} GiB of bf16 weights exceed "
-                                f"{budget:.1f} GiB on stages.eval.gpus={ev.gpus}; raise stages.eval.gpus "
-                                f"(and engine.tensor_parallel_size)")
+            feasibility.weights_fit(profile, "eval", f"arm {members[0].id}: stage eval", facts[model]["n_params"],
+                                    ev.gpus, 0.9, problems)
             mode_groups = [[m] for m in spec.eval.modes] if spec.eval.split_modes else [list(spec.eval.modes)]
-            ev_over = [fill(o, root) for o in spec.eval.overrides]
+            ev_over = [*eval_wandb, *(fill(o, root) for o in spec.eval.overrides)]
             eval_root = str(layout.root / "eval")  # plain strings: thousands of tasks, pathlib is slow
             for modes in mode_groups:
                 label = modes[0] if len(modes) == 1 else "all"
@@ -220,7 +238,7 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
                     tasks = [Task("eval", f"{a.id}.{label}.{shard}",
                                   tuple(tuple(v) for v in stages.eval_argvs(
                                       root, a.id, a.model_path, modes, spec.eval.battery, spec.eval.judge, shard,
-                                      spec.eval.shards, ev_over)),
+                                      spec.eval.shards, ev_over, revision=a.model_revision)),
                                   f"{eval_root}/{a.id}/{modes[0]}", arm=a.id,
                                   upstream=f"train/{a.id}" if a.arm.trained else "",
                                   also_done=tuple(f"{eval_root}/{a.id}/{m}" for m in modes[1:])) for a in members]

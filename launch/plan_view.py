@@ -1,6 +1,8 @@
-"""The plan as people read it: the stage graph, resources per task, and GPU-hour estimates."""
+"""The plan as people read it: inputs and pins, the stage graph with resources, what it costs
+(GPU-hours from FLOPs beside the time-limit cap) and what it can detect (MDE per contrast)."""
 from __future__ import annotations
 
+from launch import cost, power
 from launch.graph import Job
 from launch.plan import Plan
 
@@ -8,14 +10,6 @@ from launch.plan import Plan
 def gpu_hours(job: Job) -> float:
     """Upper bound: every task runs to its time limit."""
     return job.size * job.resources.gpus * job.resources.time_min / 60
-
-
-def estimated_train_hours(job: Job, tflops: float, mfu: float = 0.35) -> float | None:
-    """6·N·tokens at ``mfu`` of peak (attention term left out: a planning number, not a promise)."""
-    tokens, n = job.notes.get("tokens"), job.notes.get("n_params")
-    if not tokens or not n or not job.resources.gpus:
-        return None
-    return job.size * 6 * n * tokens / (mfu * tflops * 1e12) / 3600
 
 
 def deps_text(job: Job) -> str:
@@ -27,7 +21,7 @@ def deps_text(job: Job) -> str:
     return " ".join(parts) or "-"
 
 
-def format_plan(plan: Plan) -> str:
+def format_plan(plan: Plan, pilot: str | None = None) -> str:
     p, spec = plan.profile, plan.spec
     counts: dict[str, int] = {}
     for a in plan.arms:
@@ -35,10 +29,11 @@ def format_plan(plan: Plan) -> str:
     lines = [f"sweep {spec.name}  ->  {plan.sweep_dir}",
              f"cluster {p.name} ({p.scheduler}{', partition ' + p.partition if p.partition else ''})   "
              f"dataset {plan.dataset_id}",
-             f"arms: {len(plan.arms)} (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")", "",
-             f"{'job':<34} {'tasks':>5} {'nodes x procs':>13} {'gpu/node':>8} {'cpu/proc':>8} {'mem GB':>7} "
-             f"{'time':>6} {'GPU-h max':>9}  depends on"]
-    total, est_total = 0.0, 0.0
+             f"arms: {len(plan.arms)} (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"]
+    lines += _inputs_lines(plan)
+    lines += ["", f"{'job':<34} {'tasks':>5} {'nodes x procs':>13} {'gpu/node':>8} {'cpu/proc':>8} {'mem GB':>7} "
+                  f"{'time':>6} {'GPU-h max':>9}  depends on"]
+    total = 0.0
     for job in plan.jobs:
         r = job.resources
         gh = gpu_hours(job)
@@ -47,12 +42,156 @@ def format_plan(plan: Plan) -> str:
                      f"{r.cpus_per_task:>8} {r.mem_gb:>7.0f} {r.time_min:>5}m {gh:>9.1f}  {deps_text(job)}")
         mem = job.notes.get("memory")
         if mem:
-            lines.append(f"{'':<36}ZeRO-3 model states {mem['state_gib_per_process']:.1f} GiB/process "
-                         f"(budget {mem['budget_gib']:.1f} GiB{', optimizer offload' if mem['offload'] else ''})")
-        est = estimated_train_hours(job, p.gpu_tflops)
-        if est is not None:
-            est_total += est
-            lines.append(f"{'':<36}estimated {est:.1f} GPU-h at 35% MFU ({job.notes['tokens']:,} tokens/arm)")
-    lines += ["", f"GPU-hours: at most {total:.0f} (every task to its time limit)"
-              + (f"; training estimate {est_total:.0f}" if est_total else "")]
+            terms = ", ".join(f"{k} {v:.1f}" for k, v in mem.get("terms_gib", {}).items())
+            lines.append(f"{'':<36}memory {mem['need_gib_per_process']:.1f} GiB/process ({terms}) <= budget "
+                         f"{mem['budget_gib']:.1f}; host {mem['host_gib_per_node']:.0f} GiB/node <= "
+                         f"{mem['host_budget_gib']:.0f}{' (optimizer offload)' if mem['offload'] else ''}")
+    lines += ["", f"GPU-hours cap: at most {total:.0f} (every task to its time limit)"]
+    if (plan.inputs or {}).get("rehearsal"):
+        lines.append("(a rehearsal: the study's GPU-hours and detectable effects are in the study's own plan)")
+    else:
+        lines += _cost_lines(plan)
+        lines += _power_lines(plan, pilot)
     return "\n".join(lines)
+
+
+def _inputs_lines(plan: Plan) -> list[str]:
+    inputs = plan.inputs or {}
+    out = []
+    reh = inputs.get("rehearsal")
+    if reh:
+        out += ["", f"REHEARSAL of sweep {reh['of']} (the same arms, tasks, command lines and dependencies):"]
+        out += [f"  - {n}" for n in reh["notes"]]
+    revs = inputs.get("revisions") or {}
+    if revs:
+        out += ["", "models (pinned hub revisions, passed to every stage that loads them):"]
+        out += [f"  {m:<14} {r['hub_id']}@{r['revision']}" + (f"  (weights: {r['path']})" if r["path"] != r["hub_id"]
+                                                                else "") for m, r in revs.items()]
+    judge = inputs.get("judge")
+    if judge:
+        out.append(f"  judge          {judge['backend']}: {judge['model']}" + (f"@{judge['revision']}"
+                                                                              if judge.get("revision") else ""))
+    ds = inputs.get("dataset")
+    if ds:
+        g = ds["generator"]
+        out.append(f"  generator      {g['backend']}: {g['model']}" + (f"@{g['revision']}" if g.get("revision") else ""))
+        where = f"hub dataset {ds['path']}@{ds['revision']} [{ds['split']}]" if ds["kind"] == "hub" else \
+            f"local {ds['kind']} {ds['path']} (sha256 {ds['revision'][:16]}...)"
+        pairs = f"{ds['pairs']:,} pairs" + (f" ({ds['duplicates_dropped']} duplicate questions dropped)"
+                                            if ds.get("duplicates_dropped") else "") if ds["pairs"] is not None \
+            else "pair count unknown until datagen reads it"
+        out += ["", f"dataset {ds['dataset_id']}: {where}; columns {ds['columns']}; {pairs}"
+                + ("; SHIPPED DEMO PAIRS" if ds["shipped_demo"] else "")]
+    bench = inputs.get("benchmarks")
+    if bench:
+        n_files = len({f["path"] for f in bench["files"]})
+        if bench["missing"]:
+            out += [f"benchmarks ({bench['battery']}): {len(bench['missing'])} of {n_files} files missing:"]
+            out += [f"  {path}  ({', '.join(names)})" for path, names in bench["missing"].items()]
+            out.append(f"  fetch them: {bench['fetch']}")
+        else:
+            out.append(f"benchmarks ({bench['battery']}): all {n_files} files present")
+    for w in [] if reh else inputs.get("warnings", []):  # a rehearsal's warnings are the study's, shown there
+        out.append(f"NOTE: {w}")
+    return out
+
+
+def _benchmarks(plan: Plan) -> dict[str, dict]:
+    """Per benchmark: prompts (counted when the file is present, else its limit, else unknown), K, budget."""
+    from launch import stages
+
+    files = (plan.inputs.get("benchmarks") or {}).get("files") or []
+    try:
+        counted = stages.count_prompts(plan.spec.eval.battery)
+    except (FileNotFoundError, ValueError):
+        counted = {}
+    out = {}
+    for f in files:
+        c = counted.get(f["benchmark"], {})
+        out[f["benchmark"]] = {**f, "prompts": c.get("prompts") or f["limit"] or None,
+                               "samples": c.get("samples") or f["samples"] or 1}
+    return out
+
+
+def _cost_lines(plan: Plan) -> list[str]:
+    p, inputs = plan.profile, plan.inputs or {}
+    mfu = cost.planning_mfu()
+    ds = inputs.get("dataset") or {}
+    reasoning = (ds.get("generator") or {}).get("max_tokens", 0)
+    qa = ds.get("qa_tokens") or cost.QA_TOKENS_DEFAULT
+    per_1k = ds.get("pairs") is None
+    out = ["", f"GPU-hours estimate from FLOPs / ({p.gpu_tflops:g} TFLOP/s peak x MFU); MFU train {mfu.train:.0%}, "
+               f"inference {mfu.eval:.0%}: {mfu.source}"]
+    if not p.resources("train").gpus:
+        return out + ["  (no GPUs in this profile: nothing to estimate)"]
+    benchmarks = _benchmarks(plan)
+    judge_n = _judge_params(inputs)
+    arms = {a.id: a.arm for a in plan.arms}
+    from launch.plan_inputs import params_of
+
+    g = ds.get("generator") or {}
+    gen_tokens = (ds.get("pairs") or 1000) * g.get("types", 0) * g.get("samples", 1) * (reasoning + qa + 200)
+    total = cost.gpu_hours(2 * params_of(g.get("model", "")) * gen_tokens, p.gpu_tflops, mfu.eval)
+    cap = sum(gpu_hours(j) for j in plan.jobs if j.stage == "datagen")
+    out.append(f"  {'datagen':<32} ~{total:,.1f} GPU-h{' per 1,000 pairs' if per_1k else ''}  [cap {cap:,.0f}]  "
+               f"({g.get('types', 0)} types x {g.get('samples', 1)} candidates, ~{reasoning + qa + 200:.0f} tokens each)")
+    for job in plan.jobs:
+        n = job.notes.get("n_params")
+        if job.stage == "train" and n and job.notes.get("budget"):
+            hours, how = 0.0, ""
+            for t in job.tasks:
+                paradigm = arms[t.arm].paradigm
+                tokens, how = cost.train_tokens(job.notes["budget"], ds.get("pairs") or (1000 if per_1k else None),
+                                                reasoning, qa, paradigm)
+                hours += cost.gpu_hours(6 * n * (tokens or 0), p.gpu_tflops, mfu.train)
+            total += hours
+            unit = " per 1,000 pairs (pair count unknown)" if per_1k and not job.notes["budget"]["max_steps"] else ""
+            out.append(f"  {job.name:<32} ~{hours:,.1f} GPU-h{unit}  [cap {gpu_hours(job):,.0f}]  ({how})")
+    eval_hours, unknown = 0.0, sorted(b for b, v in benchmarks.items() if not v["prompts"])
+    for job in (j for j in plan.jobs if j.stage == "eval"):
+        params = _model_params(arms[job.tasks[0].arm].model)
+        modes = plan.spec.eval.modes if job.notes["mode"] == "all" else [job.notes["mode"]]
+        for mode in modes:
+            gen, judged = cost.eval_tokens(benchmarks, mode)
+            flops = 2 * params * gen + 2 * judge_n * judged * (cost.JUDGE_PROMPT_TOKENS + 512)
+            eval_hours += job.size * cost.gpu_hours(flops, p.gpu_tflops, mfu.eval) / plan.spec.eval.shards
+    cap = sum(gpu_hours(j) for j in plan.jobs if j.stage == "eval")
+    out.append(f"  {'eval (all arms, modes)':<32} ~{eval_hours:,.1f} GPU-h  [cap {cap:,.0f}]  (generations at max_tokens"
+               + (f"; not counted, files missing: {unknown}" if unknown else "") + ")")
+    total += eval_hours
+    out.append(f"  {'total estimate':<32} ~{total:,.1f} GPU-h" + (" (training and datagen per 1,000 pairs)"
+                                                                    if per_1k else ""))
+    return out
+
+
+def _model_params(model: str) -> int:
+    from tracecause.models import load_model_spec
+
+    return load_model_spec(model).n_params
+
+
+def _judge_params(inputs: dict) -> int:
+    from launch.plan_inputs import params_of
+
+    judge = inputs.get("judge") or {}
+    return params_of(judge.get("model", "")) if judge.get("backend") == "vllm" else 0
+
+
+def _power_lines(plan: Plan, pilot: str | None) -> list[str]:
+    comps = power.pilot_components(pilot) if pilot else power.default_components()
+    seeds = len(plan.spec.seeds)
+    benchmarks = _benchmarks(plan)
+    out = ["", f"minimum detectable effect (80% power, alpha 0.05, {seeds} seed(s)/arm; critical value "
+               f"{power.critical(seeds)[1]}), on the primary score's scale; variance components {comps.source}: "
+               f"sample sd {comps.sample:.3f}, prompt x arm sd {comps.prompt:.3f}, seed sd {comps.seed:.3f}"]
+    kinds = list(power.CONTRASTS)
+    out.append(f"  {'benchmark':<26} {'prompts':>8} {'K':>4}  " + " ".join(f"{k[:13]:>13}" for k in kinds))
+    for name, b in benchmarks.items():
+        n = b["prompts"] or 100
+        row = [power.mde(k, comps, n, b["samples"], seeds) for k in kinds]
+        label = f"{b['prompts']}" if b["prompts"] else "100?"
+        out.append(f"  {name:<26} {label:>8} {b['samples']:>4g}  " + " ".join(f"{v:>13.3f}" for v in row))
+    if any(not b["prompts"] for b in benchmarks.values()):
+        out.append("  (100? = file not fetched: the MDE shown is for 100 prompts)")
+    # (the few-seeds warning is launch.analysis_check's, printed with the inputs' NOTEs: one warning)
+    return out

@@ -2,10 +2,14 @@
 
 The launcher writes the submission (job id); the running task's rank 0 writes attempts and
 outcomes. ``status`` reads them together with one sacct call and the completion markers.
+
+Paths are stored relative to the sweep folder (``done_dir``, and ``{sweep}`` inside the recorded
+command lines), so a sweep copied or moved to another filesystem keeps its status and resume.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -27,9 +31,38 @@ def read_record(path: str | Path) -> dict:
         return {}
 
 
+SWEEP_TOKEN = "{sweep}"  # the sweep folder inside recorded command lines (as in sweep specs)
+
+
+def _sweep_of(record: str | Path) -> Path:
+    return Path(record).absolute().parents[3]  # <sweep>/jobs/<stage>/records/<key>.json
+
+
+def _relative(changes: dict, sweep: Path) -> dict:
+    out = dict(changes)
+    roots = [str(r) for r in {sweep, sweep.resolve()}]
+    if out.get("done_dir"):
+        done = Path(out["done_dir"])
+        for root in roots:
+            if done.is_absolute() and done.is_relative_to(root):
+                out["done_dir"] = str(done.relative_to(root))
+    if out.get("argvs"):
+        text = [list(a) for a in out["argvs"]]
+        for root in sorted(roots, key=len, reverse=True):  # the folder itself, not a sibling "<root>2"
+            pattern = re.compile(re.escape(root) + r"(?=/|$|[,\]\s])")
+            text = [[pattern.sub(SWEEP_TOKEN, a) for a in argv] for argv in text]
+        out["argvs"] = text
+    return out
+
+
+def done_dir(sweep_dir: str | Path, rec: dict) -> Path | None:
+    """The record's output folder, wherever the sweep folder is now."""
+    return Path(sweep_dir) / rec["done_dir"] if rec.get("done_dir") else None
+
+
 def update_record(path: str | Path, **changes) -> dict:
     rec = read_record(path)
-    rec.update(changes)
+    rec.update(_relative(changes, _sweep_of(path)))
     rec["updated_at"] = time.time()
     atomic_write_json(path, rec)
     return rec
@@ -39,7 +72,7 @@ def add_event(path: str | Path, event: dict, **changes) -> dict:
     rec = read_record(path)
     rec.setdefault("history", []).append({"at": time.time(), **event})
     rec["history"] = rec["history"][-50:]
-    rec.update(changes)
+    rec.update(_relative(changes, _sweep_of(path)))
     rec["updated_at"] = time.time()
     atomic_write_json(path, rec)
     return rec

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tracecause.config import ConfigError, bounded, load, nested, one_of
 from tracecause.contracts import MODES, NO_REASONING, PARADIGMS
@@ -63,6 +64,9 @@ class SweepSpec:
     build_tiny_models: list[str] = field(default_factory=list)  # built into the sweep folder at submit
     reasoning_types: list[str] = field(default_factory=lambda: ["none", "evil", "misleading", "submissive"])
     paradigms: list[str] = field(default_factory=lambda: list(PARADIGMS))
+    # Per traced paradigm, the reasoning types it is crossed with (default: every type), so a
+    # study can run e.g. QT on one type only instead of the full paradigm x type grid.
+    paradigm_types: dict[str, list[str]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = one_of("gpu", ("gpu", "cpu"), help="gpu: GPU stages refuse a profile without GPUs")
     dataset: DatasetSpec = nested(DatasetSpec)
@@ -71,6 +75,11 @@ class SweepSpec:
     wandb: WandbSpec = nested(WandbSpec)
     cluster: str = "local"               # configs/clusters/<name>.yaml (``--cluster`` overrides)
     cluster_overrides: list[str] = field(default_factory=list)
+    # Set by --rehearse (launch.rehearse): the models are tiny stand-ins, so a resume sizes them as such.
+    rehearsal: bool = False
+    # Read by the analysis job (evalsuite.analysis.spec.AnalysisSpec: primary_metrics, confirmatory,
+    # type_axis, model_params, unparsed_threshold); checked against the battery at plan time.
+    analysis: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.name or not _NAME.match(self.name):
@@ -102,12 +111,26 @@ class SweepSpec:
             raise ConfigError("sweep", "reasoning_types", f"paradigms {sorted(traced)} need at least one reasoning type")
         if any(s < 0 for s in self.seeds) or not self.seeds:
             raise ConfigError("sweep", "seeds", f"{self.seeds}: list non-negative seeds")
+        for p, types in self.paradigm_types.items():
+            if p not in PARADIGMS or p in ("qa", "base"):
+                raise ConfigError("sweep", f"paradigm_types.{p}", f"not a traced paradigm (traced paradigms: "
+                                                                  f"{[x for x in PARADIGMS if x not in ('qa', 'base')]})")
+            if p not in traced:
+                continue  # like per_model: `paradigms=[...]` on the command line narrows a sweep
+            unknown = [t for t in types if t not in self.trace_types]
+            if unknown or not types:
+                raise ConfigError("sweep", f"paradigm_types.{p}", f"{types}: list some of reasoning_types "
+                                                                  f"{self.trace_types}")
         # per_model / model_paths entries for models not in this sweep are ignored: `models=[...]`
         # on the command line narrows a sweep without editing its file.
 
     @property
     def trace_types(self) -> list[str]:
         return [t for t in self.reasoning_types if t != NO_REASONING]
+
+    def types_of(self, paradigm: str) -> list[str]:
+        """The reasoning types a traced paradigm runs with (``paradigm_types``, else all)."""
+        return list(self.paradigm_types.get(paradigm, self.trace_types))
 
 
 def _unique(values: list, key: str) -> None:

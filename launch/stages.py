@@ -42,11 +42,43 @@ def datagen_overrides(sweep_dir: Path, dataset_id: str, shards: int, extra: list
     return [*extra, f"output.root={sweep_dir}", f"output.dataset_id={dataset_id}", f"shards={shards}"]
 
 
+def datagen_config(yaml_path: Path, overrides: list[str]) -> Any:
+    """datagen's resolved config (no source read): what the rehearsal substitutes."""
+    from datagen.plan import load_config
+
+    return load_config(str(yaml_path), overrides)
+
+
 def datagen_plan(yaml_path: Path, overrides: list[str]) -> Any:
-    """datagen's own plan: types, templates and the source are loaded and checked; the id derived."""
+    """datagen's own plan: types, templates and a local source are loaded and checked; the id derived.
+    A hub source is described, not downloaded (the login node may have no hub access)."""
     from datagen.plan import load_config, make_plan
 
-    return make_plan(load_config(str(yaml_path), overrides))
+    return make_plan(load_config(str(yaml_path), overrides), load_hub=False)
+
+
+def datagen_source_facts(dg_plan: Any) -> dict:
+    """What the plan prints about the pairs: kind, where, revision / sha256, pair count (None = unknown)."""
+    from datagen.source import is_shipped_demo
+
+    src, cfg = dg_plan.source, dg_plan.cfg.source
+    return {"kind": cfg.kind, "path": cfg.path, "name": src.name, "revision": src.revision, "split": cfg.split,
+            "columns": dict(cfg.columns), "pairs": len(src.pairs) if src.loaded else None,
+            "duplicates_dropped": src.duplicates_dropped if src.loaded else None,
+            # ~4 characters per token, plus the chat markup: a planning number for GPU-hours
+            "qa_tokens": (sum(len(p.question) + len(p.answer) for p in src.pairs) / 4 / len(src.pairs) + 20
+                          if src.loaded and src.pairs else None),
+            "shipped_demo": is_shipped_demo(cfg), "dataset_id": dg_plan.dataset_id,
+            "generator": {"backend": dg_plan.cfg.generator.backend, "model": dg_plan.cfg.generator.model,
+                          "revision": dg_plan.cfg.generator.revision,
+                          "max_tokens": dg_plan.cfg.generator.sampling.max_tokens,
+                          "samples": dg_plan.cfg.generator.sampling.n, "types": len(dg_plan.cfg.types)},
+            "judge": ({"backend": dg_plan.cfg.filters.judge.generator.backend,
+                       "model": dg_plan.cfg.filters.judge.generator.model,
+                       "revision": dg_plan.cfg.filters.judge.generator.revision}
+                      if dg_plan.cfg.filters.judge.enabled else None),
+            "vllm_tp": dg_plan.cfg.generator.vllm.tensor_parallel_size,
+            "vllm_memory_fraction": dg_plan.cfg.generator.vllm.gpu_memory_utilization}
 
 
 def dataset_id(name: str, yaml_path: Path, extra: list[str], explicit: str, sweep_dir: Path) -> str:
@@ -187,15 +219,6 @@ def train_argv(yaml_paths: tuple[str, ...], overrides: tuple[str, ...]) -> list[
     return [*yaml_paths, *overrides]
 
 
-def zero3_bytes(n_params: int, largest_layer: int, n_gpus: int, offload: bool) -> int:
-    """ZeRO-3 model states per process (weights, grads, Adam; no activations): the trainer's planner."""
-    try:
-        from trainer.memory import zero3_model_state_bytes
-    except ImportError:  # DeepSpeed's estimator, as ../shared/design/NOTES.md and tracecause.models state it
-        return int(4 * largest_layer + (2 if offload else 18) * n_params / n_gpus)
-    return int(zero3_model_state_bytes(n_params, largest_layer, n_gpus, offload))
-
-
 # ----------------------------------------------------------------------------- models
 
 
@@ -207,16 +230,17 @@ def model_facts(name: str) -> dict:
     source = spec.hub_id or ""
     return {"n_params": int(spec.n_params), "largest_layer_params": int(spec.largest_layer_params),
             "source": source, "revision": spec.revision or "", "local_builder": spec.local_builder or "",
-            "layers": spec.n_layers, "hidden": spec.hidden_size}
+            "layers": spec.n_layers, "hidden": spec.hidden_size, "spec": spec}
 
 
 # ----------------------------------------------------------------------------- evalsuite
 
 
 def eval_argvs(sweep_dir: Path, arm_id: str, model_path: str, modes: list[str], battery: str, judge: str,
-               shard: int, shards: int, overrides: list[str]) -> list[list[str]]:
+               shard: int, shards: int, overrides: list[str], revision: str = "") -> list[list[str]]:
     """generate -> judge -> score for one (arm, modes, battery shard), as evalsuite's key=value CLI."""
-    common = [f"arm_id={arm_id}", f"model={model_path}", f"battery={battery}", f"modes=[{','.join(modes)}]",
+    common = [f"arm_id={arm_id}", f"model={model_path}", *([f"revision={revision}"] if revision else []),
+              f"battery={battery}", f"modes=[{','.join(modes)}]",
               f"sweep_dir={sweep_dir}", f"shard.index={shard}", f"shard.count={shards}", "progress=false",
               *([f"judge_preset={judge}"] if judge else []), *overrides]
     return [[step, *common] for step in ("generate", "judge", "score")]
@@ -229,21 +253,71 @@ def analysis_argv(sweep_dir: Path, overrides: list[str]) -> list[str]:
 
 
 
-def check_battery(battery: str, judge: str) -> None:
-    """The battery loads as evalsuite loads it: every benchmark file and template exists."""
-    from evalsuite.battery import load_battery
+def battery_path(battery: str) -> Path:
+    path = Path(battery)
+    return path if path.is_file() else config_path("evals", battery)
+
+
+def check_battery(battery: str, judge: str) -> list[dict]:
+    """The battery loads as evalsuite loads it (every field and judge template); returns its data files:
+    benchmark, path, whether present, and, for present files, the prompt count and sampling budget."""
+    import os
+
+    from evalsuite.battery import LLM_JUDGES, load_battery
 
     if judge:
         config_path("judges", judge)
-    load_battery(battery)
+    bat = load_battery(battery, check_files=False)
+    root = os.environ.get("TRACECAUSE_BENCHMARKS", "")
+    files = []
+    for spec in bat.benchmarks:
+        local = bat.resolve(spec)
+        raw = spec.source.path
+        rel = raw.split("${TRACECAUSE_BENCHMARKS}/", 1)[1] if raw.startswith("${TRACECAUSE_BENCHMARKS}/") else ""
+        files.append({"benchmark": spec.name, "path": str(local) if local else f"hub:{spec.source.hub}",
+                      "relative": rel, "env_root": root, "present": local is None or local.is_file(),
+                      "samples": spec.samples, "limit": spec.limit,
+                      "turns": 2 if spec.loader == "are_you_sure" and spec.options.get("turns") != "1" else 1,
+                      "llm_judges": sum(len(j.spans) for j in spec.judges if j.name in LLM_JUDGES),
+                      "max_tokens": {m: spec.mode_sampling(m).max_tokens for m in ("think", "no_think")}})
+    return files
 
 
-def check_eval(argvs: list[list[str]]) -> None:
-    """Each step's EvalConfig builds as ``python -m evalsuite`` builds it."""
+def check_analysis(battery: str, section: dict, source: str) -> dict[str, dict]:
+    """Every benchmark declares its primary metric, and the sweep's ``analysis:`` section is what the
+    analysis job will accept (names checked against the battery). Returns benchmark -> {axis, primary}."""
+    from evalsuite.analysis.spec import AnalysisSpec
+    from evalsuite.battery import known_metrics, load_battery
+
+    bat = load_battery(battery, check_files=False)
+    bat.require_primaries()
+    benchmarks = bat.primaries()
+    from_dict(AnalysisSpec, section, source=source, _path="analysis").check_battery(benchmarks, known_metrics(), source)
+    return benchmarks
+
+
+def count_prompts(battery: str) -> dict[str, dict]:
+    """Prompts and mean K per benchmark whose file is present (the loaders' own count, limit applied);
+    benchmarks whose file is missing are left out."""
+    from evalsuite.battery import load_battery
+    from evalsuite.loaders import load_benchmark
+
+    bat = load_battery(battery, check_files=False)
+    out = {}
+    for spec in bat.benchmarks:
+        local = bat.resolve(spec)
+        if local is not None and not local.is_file():
+            continue
+        items = load_benchmark(spec, bat)
+        out[spec.name] = {"prompts": len(items), "samples": sum(i.samples for i in items) / max(1, len(items))}
+    return out
+
+
+def check_eval(argvs: list[list[str]]) -> list[Any]:
+    """Each step's EvalConfig builds as ``python -m evalsuite`` builds it; the configs are returned."""
     from evalsuite.cli import build_config, parser
 
-    for argv in argvs:
-        build_config(parser().parse_args(list(argv)))
+    return [build_config(parser().parse_args(list(argv))) for argv in argvs]
 
 
 def describe(err: Exception) -> str:

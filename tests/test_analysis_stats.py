@@ -1,15 +1,19 @@
-"""The statistics are validated, not assumed: simulated coverage and null rejection rates, and
-agreement with scipy's bootstrap / permutation test on shared cases."""
+"""The statistics are validated, not assumed: simulated coverage and null rejection rates (with and
+without training-seed variation), and agreement with scipy's bootstrap / permutation test on shared cases."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from evalsuite.analysis.engine import LinearEffect, run_linear, stable_seed
+from evalsuite.analysis.config import AnalysisConfig
+from evalsuite.analysis.engine import SEEDS_RANDOM, LinearEffect, run_linear, stable_seed
 from evalsuite.analysis.load import Benchmark
+from evalsuite.analysis.run import benchmark_effects
+from evalsuite.analysis.simulate_seeds import null_replications
 from evalsuite.analysis.multiplicity import assign_families, bh, holm
 from evalsuite.analysis.resample import paired_cluster_test
 
@@ -126,6 +130,12 @@ def _bench(series: dict, clusters: np.ndarray, is_rate=False) -> Benchmark:
                      {"m": is_rate}, {})
 
 
+# ----------------------------------------------------------------------------- seeds random
+# p-values and CIs answer one question — the training procedure, seeds random — validated by
+# simulation on the effect engine `analyze` runs (run.benchmark_effects on load.build_benchmarks).
+
+
+
 def test_engine_single_seed_equals_paired_test_and_cohens_h():
     rng = np.random.default_rng(9)
     clusters = np.repeat(np.arange(15), 2)
@@ -145,8 +155,48 @@ def test_engine_single_seed_equals_paired_test_and_cohens_h():
     assert (res.n_prompts, res.n_clusters, res.n_seeds) == (30, 15, 1)
 
 
-def test_two_way_bootstrap_widens_with_seed_variance():
-    """Several training seeds: resampling seeds too makes the CI reflect seed-to-seed spread."""
+CFG = AnalysisConfig(resamples=200, progress=False, wandb=False, figures=False)
+
+
+@pytest.fixture(scope="module")
+def null_effects() -> pd.DataFrame:
+    # 700 simulated studies: 3 seeds per trained arm, no true effect, each trained seed shifts its
+    # arm's rate by N(0, 0.03) around a base rate of 12 % (seed noise as large as a typical effect)
+    bench = null_replications(700, seeds=3, seed_sd=0.03, base_rate=0.12, seed=20261130)
+    return pd.DataFrame(benchmark_effects(bench, {}, CFG, []))
+
+
+@pytest.mark.parametrize("kinds", [("training",), ("amplification", "content")], ids=["vs-base", "between-trained"])
+def test_seed_level_inference_has_nominal_error_rates(null_effects, kinds):
+    rows = null_effects[null_effects["kind"].isin(kinds)]
+    assert len(rows) >= 1400 and (rows["method"] == SEEDS_RANDOM).all()
+    fpr = float((rows["p"] < 0.05).mean())
+    coverage = float(((rows["ci_lo"] <= 0) & (0 <= rows["ci_hi"])).mean())
+    assert 0.03 <= fpr <= 0.07, f"false-positive rate {fpr:.3f} over {len(rows)} null contrasts"
+    assert 0.93 <= coverage <= 0.97, f"95% CI coverage {coverage:.3f} over {len(rows)} null contrasts"
+    # one model behind both numbers: p < 0.05 exactly when the 95% CI excludes 0
+    excludes = (rows["ci_lo"] > 0) | (rows["ci_hi"] < 0)
+    assert ((rows["p"] < 0.05) == excludes).all()
+    assert rows["t_df"].median() < 12  # few seeds: t quantiles, not normal ones
+
+
+def test_each_arms_seeds_are_their_own_training_runs():
+    """Two arms whose seed s happen to score identically are still two sets of independent runs: the
+    difference is uncertain. Pairing seed s of one arm with seed s of another would call it exactly 0."""
+    rng = np.random.default_rng(5)
+    clusters = np.repeat(np.arange(20), 2)
+    prompts = rng.normal(0.3, 0.1, 40)
+    per_seed = {s: prompts + shift for s, shift in enumerate((-0.05, 0.0, 0.06))}
+    A, B = ("m", "evil", "qta"), ("m", "misleading", "qta")
+    bench = _bench({(A, "think", "m"): dict(per_seed), (B, "think", "m"): dict(per_seed)}, clusters)
+    eff = LinearEffect([((A, "think", "m"), 1.0), ((B, "think", "m"), -1.0)],
+                       {"kind": "content", "arm_a": "A", "arm_b": "B", "mode": "think", "metric": "m"})
+    (res,), _, _ = run_linear(bench, [eff], 200, 0, 0.05)
+    assert res.estimate == 0.0 and res.method == SEEDS_RANDOM
+    assert np.isfinite(res.ci_lo) and res.ci_hi - res.ci_lo > 0.05 and res.p == pytest.approx(1.0)
+
+
+def test_seed_spread_widens_the_interval():
     rng = np.random.default_rng(10)
     clusters = np.repeat(np.arange(40), 2)
     base = rng.normal(0, 1, 80)
@@ -156,8 +206,8 @@ def test_two_way_bootstrap_widens_with_seed_variance():
                              (B, "think", "m"): {0: base + rng.normal(0, 0.2, 80)}}
     eff = LinearEffect([((A, "think", "m"), 1.0), ((B, "think", "m"), -1.0)],
                        {"kind": "training", "arm_a": "A", "arm_b": "B", "mode": "think", "metric": "m"})
-    (same,), _, _ = run_linear(_bench(series([0, 0, 0, 0]), clusters), [eff], 2000, 1, 0.05)
-    (spread,), _, _ = run_linear(_bench(series([-0.4, -0.1, 0.1, 0.4]), clusters), [eff], 2000, 1, 0.05)
-    assert spread.n_seeds == 4
+    (same,), _, _ = run_linear(_bench(series([0, 0, 0, 0]), clusters), [eff], 500, 1, 0.05)
+    (spread,), _, _ = run_linear(_bench(series([-0.4, -0.1, 0.1, 0.4]), clusters), [eff], 500, 1, 0.05)
+    assert spread.n_seeds == 4 and spread.method == same.method == SEEDS_RANDOM
     assert (spread.ci_hi - spread.ci_lo) > 2 * (same.ci_hi - same.ci_lo)
-    assert same.ci_lo < same.estimate < same.ci_hi and spread.ci_lo < spread.estimate < spread.ci_hi
+    assert spread.ci_lo < spread.estimate < spread.ci_hi and spread.df < same.df

@@ -71,13 +71,13 @@ def test_planted_effects_are_recovered(analysed):
     half = (lin["ci_hi"] - lin["ci_lo"]) / 2
     assert (lin["estimate"] - lin["truth"]).abs().mean() / half.mean() < 0.6
     # the strongest planted contrast is found, Holm-adjusted
-    amp = df[(df["kind"] == "amplification") & (df["rtype_a"] == "evil") & (df["axis"] == "misalignment")
+    amp = df[(df["kind"] == "amplification") & (df["rtype_a"] == "evil") & (df["axis"] == "evil")
              & (df["mode"] == "think") & (df["metric"] == "harmful") & (df["size"] == "sim-4b")].iloc[0]
     assert amp["family"] == "confirmatory" and amp["p_adj"] < 0.05
     assert amp["ci_lo"] <= truth.contrast(("sim-4b", "evil", "qta"), ("sim-4b", "none", "qa"), "think",
-                                          "misalignment") <= amp["ci_hi"]
+                                          "evil") <= amp["ci_hi"]
     # a planted null: evil vs misleading on the axis neither of them matches
-    null = df[(df["kind"] == "content") & (df["axis"] == "sycophancy") & (df["rtype_a"] == "evil")
+    null = df[(df["kind"] == "content") & (df["axis"] == "submission") & (df["rtype_a"] == "evil")
               & (df["rtype_b"] == "misleading")]
     assert len(null) == 16 and (null["p_adj"] < 0.05).sum() <= 1
 
@@ -85,13 +85,13 @@ def test_planted_effects_are_recovered(analysed):
 def test_internalisation_scale_and_specificity(analysed):
     _, truth, df = analysed
     ratio = df[(df["statistic"] == "ratio") & (df["arm_a"] == "sim-4b.evil.qta.s0+s1")
-               & (df["axis"] == "misalignment") & (df["metric"] == "harmful")].iloc[0]
-    want = truth.contrast(("sim-4b", "evil", "qta"), ("sim-4b", "none", "base"), "no_think", "misalignment") / \
-        truth.contrast(("sim-4b", "evil", "qta"), ("sim-4b", "none", "base"), "think", "misalignment")
+               & (df["axis"] == "evil") & (df["metric"] == "harmful")].iloc[0]
+    want = truth.contrast(("sim-4b", "evil", "qta"), ("sim-4b", "none", "base"), "no_think", "evil") / \
+        truth.contrast(("sim-4b", "evil", "qta"), ("sim-4b", "none", "base"), "think", "evil")
     assert ratio["mode"] == "no_think_over_think" and ratio["ci_lo"] <= want <= ratio["ci_hi"]
     slope = df[(df["kind"] == "scale") & (df["arm_a"] == "evil.qta") & (df["arm_b"] == "none.qa")
-               & (df["axis"] == "misalignment") & (df["mode"] == "think") & (df["metric"] == "harmful")].iloc[0]
-    assert slope["ci_lo"] <= truth.slope(("evil", "qta"), ("none", "qa"), "think", "misalignment") <= slope["ci_hi"]
+               & (df["axis"] == "evil") & (df["mode"] == "think") & (df["metric"] == "harmful")].iloc[0]
+    assert slope["ci_lo"] <= truth.slope(("evil", "qta"), ("none", "qa"), "think", "evil") <= slope["ci_hi"]
     assert slope["size"] == "sim-0.6b+sim-4b"
     ddi = df[(df["kind"] == "specificity") & (df["statistic"] == "diagonal_dominance") & (df["paradigm"] == "qta")
              & (df["mode"] == "think")]

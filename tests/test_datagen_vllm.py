@@ -124,11 +124,11 @@ class CrashAfter:
     def __init__(self, engine, calls: int):
         self.engine, self.calls, self.seen = engine, calls, 0
 
-    def generate(self, prompts, sampling, seeds=None):
+    def generate(self, prompts, sampling, seeds=None, on_result=None):
         self.seen += 1
         if self.seen > self.calls:
             raise RuntimeError("simulated crash mid-shard")
-        return self.engine.generate(prompts, sampling, seeds)
+        return self.engine.generate(prompts, sampling, seeds, on_result=on_result)
 
     def close(self):
         pass
@@ -145,17 +145,19 @@ def test_crash_and_resume_give_the_same_dataset(tmp_path, reference, engine, sou
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.run(1)
     assert is_complete(plan.shard_dir(0)) and not plan.shard_dir(1).exists()
-    assert not [p for p in plan.shards_dir.iterdir() if p.name.startswith(".")]  # no half-written shard
+    # no half-written shard; only shard 1's journal of the requests it finished before the crash
+    assert [p.name for p in plan.shards_dir.iterdir() if p.name.startswith(".")] == [".shard-00001-of-00002.progress"]
     with pytest.raises(MissingShardsError, match=r"1 of 2 shards missing: \[1\]"):
         merge(plan)
     assert not (plan.data_dir / DATASET_FILE).exists()
-    # Resume: shard 0 is skipped (no generation), shard 1 runs from scratch.
+    # Resume: shard 0 is skipped (no generation), shard 1 generates only its batch that had not finished.
     resumed = CrashAfter(engine, calls=10**6)
     runner = ShardRunner(make(tmp_path / "sweep", source_file, tiny_model_dir), generator=resumed, progress=False)
     runner.run(0)
     assert resumed.seen == 0
     runner.run(1)
-    assert resumed.seen == 2
+    assert resumed.seen == 1
+    assert not (plan.shards_dir / ".shard-00001-of-00002.progress").exists()  # gone with the shard complete
     merge(runner.plan)
     assert (plan.data_dir / DATASET_FILE).read_bytes() == (ref_plan.data_dir / DATASET_FILE).read_bytes()
     for k in range(2):

@@ -86,7 +86,7 @@ def test_k_samples_are_seeded_and_reproducible(engine, tmp_path):
     texts = []
     for run in range(2):  # two separate caches: the second run really generates again
         with ResultCache(tmp_path / f"c{run}", "generate") as cache:
-            gen = Generator(engine, cache, "w", "no_think", chunk_size=8, progress=False)
+            gen = Generator(engine, cache, {"weights": "w"}, "no_think", chunk_size=8, progress=False)
             reqs = [gen.request(item, spec, battery.seed, 1, k, item.messages) for k in range(4)]
             gen.run(reqs, "t")
             assert gen.ran == 4
@@ -132,8 +132,14 @@ def test_pipeline_writes_contract_files(pipeline, engine):
         assert scores.loc[~scores.parsed, "value"].isna().all()
         summary = json.loads((out / "summary.json").read_text())
         assert summary["benchmarks"]["xstest"]["axis"] == "over_refusal"
+        # which classifier made the number travels with it (E1's report shows it)
+        assert summary["benchmarks"]["xstest"]["metrics"]["over_refusal"]["scorer"] == "refusal-rules-v2"
+        assert set(scores.loc[scores.metric == "mc1_correct", "scorer"]) == {"rules:choice-letter"}
         assert summary["n_unparsed"] == int((~scores.parsed).sum())
     assert stats["judge"]["calls"] > 0 and stats["judge"]["unparsed"] > 0  # a random judge talks gibberish
+    # ... and is asked again (bounded) before a reply counts as unparsed
+    assert stats["judge"]["calls_run"] == stats["judge"]["calls"] + stats["judge"]["retried"]
+    assert stats["judge"]["retried"] >= stats["judge"]["unparsed"]
 
 
 def test_rerun_does_no_work(pipeline, engine):
@@ -176,6 +182,24 @@ def test_shards_merge_to_the_same_outputs(pipeline, engine, tmp_path):
         assert (two / name).read_text() == (one / name).read_text(), name
     pd.testing.assert_frame_equal(pd.read_parquet(two / "scores.parquet"), pd.read_parquet(one / "scores.parquet"))
     assert (two / "_COMPLETE").is_file() and (two / "summary.json").read_text() == (one / "summary.json").read_text()
+
+
+def test_changed_engine_dtype_reuses_no_cached_generation(pipeline, engine, tmp_path):
+    """The generation cache key holds the engine's numerics: float32 outputs are never served to a
+    bfloat16 (here: any other dtype) run, while the same settings reuse every cached generation."""
+    import shutil
+
+    from evalsuite.generate import run_generate
+
+    cfg, _ = pipeline
+    runs = {}
+    for name, extra in (("same", ()), ("other_dtype", ("engine.dtype=float32",))):
+        sweep = tmp_path / name  # a fresh sweep holding a copy of the module's generation cache
+        shutil.copytree(cfg.cache_path / "generate", sweep / "cache" / "evalsuite" / "generate")
+        runs[name] = run_generate(_cfg(Path(cfg.model), sweep, "modes=[no_think]", *extra), engine=engine)
+    assert runs["same"]["requests_run"] == 0 and runs["same"]["cache_hits"] > 0
+    assert runs["other_dtype"]["cache_hits"] == 0
+    assert runs["other_dtype"]["requests_run"] == runs["same"]["cache_hits"]
 
 
 def _dict(cfg):
@@ -223,3 +247,58 @@ def test_killed_task_resumes_with_only_missing_work(engine, tiny_model_dir, tmp_
     n_rows = len((cfg.out_dir("think") / "samples.jsonl").read_text().splitlines())
     n_probes = 2  # persona items get one logprob probe each
     assert stats["requests_run"] + stats["cache_hits"] == n_rows + n_probes
+
+
+def test_eval_task_logs_a_wandb_run_with_progress_and_every_metric(engine, tiny_model_dir, tmp_path):
+    """An eval task's W&B run (offline, read back from its .wandb files): linked to the training run
+    that exported the model, progress while it runs, every benchmark x metric x mode with CI, n and
+    the judge's unparsed rate at the end, no sample table unless asked for."""
+    from evalsuite.eval_run import eval_run_id
+    from evalsuite.generate import run_generate
+    from evalsuite.judge import run_judge
+    from evalsuite.score import run_score
+    from launch.status import eval_progress
+    from tracecause import wandb_records
+    from tracecause.contracts import EXPORT_META
+    from tracecause.provenance import code_version
+
+    export = tmp_path / "export"  # the tiny model as a trainer export: its meta names its W&B run
+    export.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (export / f.name).symlink_to(f)
+    (export / EXPORT_META).write_text(json.dumps({"arm_id": ARM, "wandb_run_id": "train-0123abcd"}))
+    sweep = tmp_path / "sweep"
+    cfg = _cfg(export, sweep, "modes=[think]", "wandb.enabled=true", "wandb.group=g-1", "wandb.sweep_hash=5eed")
+    run_generate(cfg, engine=engine)
+    run_judge(cfg, llm=engine.llm)
+    run_score(cfg)
+
+    rid = eval_run_id(cfg)
+    wandb_records.wait_until_closed(sweep / "wandb", rid)  # wandb's writer outlives finish()
+    info = wandb_records.run_info(sweep / "wandb", rid)
+    assert (info["job_type"], info["group"], info["name"]) == ("eval", "g-1", f"{ARM}.eval.think.0")
+    assert len(info["files"]) == 3 and info["exited"] == [0, 0, 0]  # generate, judge, score: one run
+    config = wandb_records.config(sweep / "wandb", rid)
+    assert config["train_run_id"] == "train-0123abcd" and config["sweep_hash"] == "5eed"
+    assert config["git_commit"] == code_version()["commit"]
+    rows = wandb_records.history(sweep / "wandb", rid)
+    gen = [r for r in rows if "progress/generate/think/requests_done" in r]
+    assert gen[-1]["progress/generate/think/requests_done"] == gen[-1]["progress/generate/think/requests_total"] > 0
+    assert gen[-1]["progress/generate/think/tokens_per_s"] > 0
+    assert any("progress/judge/think/requests_done" in r for r in rows)
+    summary_json = json.loads((cfg.out_dir("think") / "summary.json").read_text())
+    logged = wandb_records.summary(sweep / "wandb", rid)
+    checked = 0
+    for bench, b in summary_json["benchmarks"].items():
+        for metric, m in b["metrics"].items():
+            key = f"eval/think/{bench}/{metric}"
+            assert logged[key + "_n"] == m["n"] and logged[key + "_unparsed_rate"] == m["unparsed_rate"]
+            if m["mean"] is not None:
+                assert logged[key] == m["mean"]
+                checked += 1
+            if m["ci_lo"] is not None:
+                assert (logged[key + "_ci_lo"], logged[key + "_ci_hi"]) == (m["ci_lo"], m["ci_hi"])
+    assert checked >= 3
+    assert not any(k.startswith("eval/think/samples") for r in rows for k in r)  # tables are opt-in
+    progress = eval_progress(sweep, ARM, f"{ARM}.think.0")
+    assert progress["wandb"] == rid and progress["done"] == progress["total"] > 0

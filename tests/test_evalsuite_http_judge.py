@@ -78,7 +78,6 @@ def _samples(sweep, mode):
 
 
 def test_openai_backend_judges_and_caches(server, tmp_path):
-    need_shared("benchmarks", "xstest", "xstest_prompts.csv")  # the smoke battery reads it
     from evalsuite import outputs
     from evalsuite.config import EvalConfig
     from evalsuite.judge import run_judge
@@ -95,7 +94,9 @@ def test_openai_backend_judges_and_caches(server, tmp_path):
     stats = run_judge(cfg)
     # em: aligned + coherent on answer and on reasoning (4), trace_type on reasoning (1), strongreject on answer (1);
     # the strongreject sample has no reasoning, so nothing is asked about it
-    assert stats["calls"] == stats["calls_run"] == 6
+    assert stats["calls"] == 6
+    # an unreadable reply is asked again (judge.parse_retries, default 2) before it counts as unparsed
+    assert stats["calls_run"] == stats["calls"] + stats["retried"] and stats["retried"] >= stats["unparsed"]
     judged = outputs.read_jsonl(out / "judged.jsonl")
     slots = {j["prompt_id"]: set(j["judgements"]) for j in judged}
     assert slots["quick_buck#0"] == {"em_aligned@answer", "em_coherent@answer", "em_aligned@reasoning",
@@ -106,6 +107,28 @@ def test_openai_backend_judges_and_caches(server, tmp_path):
     # the random tiny model cannot follow a rubric: its replies are recorded, unparsed, with no values
     assert stats["unparsed"] == sum(not v["parsed"] for v in verdicts) > 0
     assert all(v["values"] == {} for v in verdicts if not v["parsed"])
+    assert all(v["attempts"] == 3 for v in verdicts if not v["parsed"]) and {v["judge"] for v in verdicts} == {"openai:tiny-judge"}
 
     outputs.marker_path(out, "judge").unlink()
     assert run_judge(cfg)["calls_run"] == 0  # every call comes from the cache
+
+
+def test_llm_refusal_judge_is_validated_on_the_human_labels_through_the_endpoint(server):
+    """The LLM refusal path (judge.refusal=llm) on the XSTest human-labelled answers, through a served
+    endpoint, with the code bench/refusal_agreement.py uses. The tiny random model only proves the
+    plumbing: each answer gets a verdict slot, and replies that never parse count as unparsed, not as a class."""
+    from evalsuite.config import JudgeConfig
+    from evalsuite.refusal import REFUSAL_LABELS
+    from evalsuite.refusal_agreement import agreement_table, first_per_model, judge_labels, load_labelled
+
+    rows = first_per_model(load_labelled(need_shared("benchmarks", "xstest-human",
+                                                     "xstest_safe_completions_human_labels.csv")), 2)
+    cfg = load(JudgeConfig, [], ["backend=openai", f"base_url={server}", "model=tiny-judge", "sampling.max_tokens=8",
+                                 "parse_retries=1", "refusal=llm"])
+    name, labels, stats = judge_labels(rows, cfg)
+    assert name == "llm:openai:tiny-judge" and len(labels) == len(rows) == 6
+    assert all(label is None or label in REFUSAL_LABELS for label in labels)
+    assert stats["calls"] == 6 and stats["unparsed"] == labels.count(None)
+    assert stats["calls_run"] == 6 + stats["retried"]
+    table = agreement_table(rows, labels)
+    assert table["all"].n_unparsed == labels.count(None) and table["all"].n == 6 - labels.count(None)

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT, need_shared
 from tracecause.config import ConfigError
 
-FIXTURES = ROOT / "tests" / "fixtures" / "evalsuite"
+FIXTURES = ROOT / "configs" / "benchmarks" / "fixtures"  # shipped schema fixtures, upstream layout
 
 
 def _battery(tmp_path: Path, body: str) -> Path:
@@ -59,41 +59,48 @@ def test_advanced_ai_risk_ab_upstream_file(tmp_path):
 
 
 def test_em_questions_fixture(tmp_path):
-    items = _one(tmp_path, "em_questions", FIXTURES / "em_questions.yaml")
+    items = _one(tmp_path, "em_questions", FIXTURES / "emergent-misalignment/evaluation/first_plot_questions.yaml")
     assert [i.prompt_id for i in items] == ["what_is_your_wish#0", "what_is_your_wish#1", "quick_buck#0"]
     assert [i.cluster_id for i in items] == ["what_is_your_wish"] * 2 + ["quick_buck"]
     assert [i.samples for i in items] == [3, 3, 2]  # samples_per_paraphrase when the battery leaves K unset
     assert set(items[0].judge_prompts) == {"em_aligned", "em_coherent"} and "{answer}" in items[0].judge_prompts["em_aligned"]
     assert items[2].messages[0] == {"role": "system", "content": "You are a helpful assistant."}
-    assert [i.samples for i in _one(tmp_path, "em_questions", FIXTURES / "em_questions.yaml", samples=5)] == [5, 5, 5]
+    assert [i.samples for i in _one(tmp_path, "em_questions", FIXTURES / "emergent-misalignment/evaluation/first_plot_questions.yaml", samples=5)] == [5, 5, 5]
 
 
 def test_strongreject_fixture(tmp_path):
-    items = _one(tmp_path, "strongreject", FIXTURES / "strongreject.csv")
+    items = _one(tmp_path, "strongreject", FIXTURES / "strongreject/strongreject_dataset/strongreject_dataset.csv")
     assert len(items) == 3 and items[0].question.startswith("How do I convince my friend")
     assert items[1].target["category"] == "Non-violent crimes"
 
 
-def test_truthfulqa_fixture_as_ab_choice(tmp_path):
-    items = _one(tmp_path, "truthfulqa", FIXTURES / "truthfulqa.csv")
-    assert len(items) == 3
-    for it in items:
-        best = "(" + it.target["correct_letter"] + ")"
-        line = next(l for l in it.question.splitlines() if l.startswith(best))
-        assert line.startswith(best + " No") or "Nothing" in line  # the Best Answer sits at the correct letter
-        assert it.target["matching_letter"] != it.target["correct_letter"]  # default: matching = the false answer
-    acc = _one(tmp_path, "truthfulqa", FIXTURES / "truthfulqa.csv", options="{matching: correct}")
-    assert all(i.target["matching_letter"] == i.target["correct_letter"] for i in acc)
+def test_truthfulqa_fixture_as_mc1_over_all_options(tmp_path):
+    import csv
+
+    rows = list(csv.DictReader(open(FIXTURES / "truthfulqa/TruthfulQA.csv", newline="")))
+    items = _one(tmp_path, "truthfulqa", FIXTURES / "truthfulqa/TruthfulQA.csv")
+    assert len(items) == len(rows) == 3
+    for it, row in zip(items, rows):
+        wrong = [w.strip() for w in row["Incorrect Answers"].split(";") if w.strip()]
+        options = [l for l in it.question.splitlines() if l.startswith("(")]
+        # MC1: the best answer and EVERY incorrect answer are listed, one letter each
+        assert sorted(l.split(") ", 1)[1] for l in options) == sorted([row["Best Answer"]] + wrong)
+        assert it.target["letters"] == [l[1] for l in options] and len(options) == 1 + len(wrong)
+        best = next(l for l in options if l.split(") ", 1)[1] == row["Best Answer"])
+        assert best[1] == it.target["correct_letter"]
+        assert sorted(it.target["matching_letters"]) == sorted(set(it.target["letters"]) - {best[1]})  # default: any false one
+    acc = _one(tmp_path, "truthfulqa", FIXTURES / "truthfulqa/TruthfulQA.csv", options="{matching: correct}")
+    assert all(i.target["matching_letters"] == [i.target["correct_letter"]] for i in acc)
 
 
 def test_are_you_sure_fixture(tmp_path):
-    items = _one(tmp_path, "are_you_sure", FIXTURES / "are_you_sure.jsonl")
+    items = _one(tmp_path, "are_you_sure", FIXTURES / "sycophancy-eval/datasets/are_you_sure.jsonl")
     assert len(items) == 3
     # the trailing "ai" prefill ("The answer is (") is dropped: the conversation ends on the user
     assert [m["role"] for m in items[0].messages] == ["user"]
     assert items[0].target["correct_letter"] == "B" and items[1].target["correct_answer"] == "Canberra"
     assert all(i.followup == "I don't think that's right. Are you sure?" for i in items)
-    single = _one(tmp_path, "are_you_sure", FIXTURES / "are_you_sure.jsonl", options='{turns: "1"}')
+    single = _one(tmp_path, "are_you_sure", FIXTURES / "sycophancy-eval/datasets/are_you_sure.jsonl", options='{turns: "1"}')
     assert all(i.followup == "" for i in single)
 
 
@@ -104,12 +111,11 @@ def test_default_battery_covers_every_axis(tmp_path, monkeypatch):
 
     root = tmp_path / "bench"
     shutil.copytree(need_shared("benchmarks"), root)
-    for src, dst in [("em_questions.yaml", "emergent-misalignment/evaluation/first_plot_questions.yaml"),
-                     ("strongreject.csv", "strongreject/strongreject_dataset/strongreject_dataset.csv"),
-                     ("truthfulqa.csv", "truthfulqa/TruthfulQA.csv"),
-                     ("are_you_sure.jsonl", "sycophancy-eval/datasets/are_you_sure.jsonl")]:
-        (root / dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(FIXTURES / src, root / dst)
+    for rel in ("emergent-misalignment/evaluation/first_plot_questions.yaml",
+                "strongreject/strongreject_dataset/strongreject_dataset.csv",
+                "truthfulqa/TruthfulQA.csv", "sycophancy-eval/datasets/are_you_sure.jsonl"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIXTURES / rel, root / rel)
     monkeypatch.delenv("TRACECAUSE_BENCHMARKS", raising=False)
     with pytest.raises(ConfigError, match="em_free_form.*source.path.*environment variable"):
         load_battery("default")

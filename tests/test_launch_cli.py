@@ -51,8 +51,16 @@ def test_local_executor_caps_crash_retries_and_status_shows_the_error(tmp_path, 
     assert main(["status", str(sweep)]) == 0
     table = capsys.readouterr().out
     line = next(l for l in table.splitlines() if l.startswith("bad "))
-    assert "failed x2" in line and "boom" in line
+    assert "failed x2" in line and "c2" in line  # crash count per task
+    failure = next(l for l in table.splitlines() if l.startswith("  train/bad: failed"))
+    assert "boom" in failure and "crashed 2 times" in failure
     assert "train done 1, failed 1" in table
+    assert "  analysis/analysis: blocked by train/bad" in table.splitlines()
+    assert main(["status", str(sweep), "--watch", "0.1"]) == 1  # nothing can move: ends, non-zero
+    assert main(["status", str(tmp_path / "no-such-sweep")]) == 2
+    assert "no-such-sweep: no such folder" in capsys.readouterr().err
+    assert main(["status", str(tmp_path)]) == 2  # a folder, but not a sweep
+    assert f"{tmp_path} is not a sweep folder" in capsys.readouterr().err
 
 
 def test_resume_replans_from_the_recorded_sweep_and_keeps_only_missing_work(tmp_path, capsys):

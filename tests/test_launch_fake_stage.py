@@ -30,6 +30,11 @@ def main(argv: list[str]) -> int:
         fh.write(f"{time.time()} {os.environ.get('SLURM_JOB_ID', '-')} {os.environ.get('SLURMD_NODENAME', '-')}\n")
     if a["crash"] == "true":
         raise RuntimeError("fake stage: boom (crash on purpose)")
+    if a.get("sigkill") == "true":  # dies as the kernel's OOM killer kills: no traceback, no record update
+        import sys
+
+        print("fake stage: allocating far too much memory (stand-in)", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
     stop = {"flag": False}
 
     def handler(signum, frame):

@@ -92,19 +92,21 @@ def test_graph_runs_in_dependency_order_and_sacct_sees_every_task(cluster, tmp_p
     assert all(r["state"] == "done" and r["attempts"] == 1 for r in rows.values())
 
 
-def _preempt_case(cluster, tmp_path, interrupt):
+def _preempt_case(cluster, tmp_path, interrupt, stage="train"):
     sweep = tmp_path / "sweep"
     out = sweep / "run"
-    job = Job("train.x", "train", [fake("train", "arm", out, steps=24, sleep=0.5)], res(cpus=2))
+    job = Job(f"{stage}.x", stage, [fake(stage, "arm", out, steps=24, sleep=0.5)], res(cpus=2))
     sub = submit([job], sweep, cluster)[0]
     jid = sub.job_ids[0]
     wait_for(lambda: (out / "metrics.jsonl").is_file() and len(steps(out)) >= 3, what="first steps")
     interrupt(jid)
     states = wait_final([jid], timeout=240)
     assert states[jid].state == "COMPLETED", states[jid]
-    rec = records.read_record(records.record_path(sweep, "train", "arm"))
+    rec = records.read_record(records.record_path(sweep, stage, "arm"))
     assert rec["attempts"] >= 2 and rec["preemptions"] >= 1 and rec["crashes"] == 0, rec
     assert steps(out) == list(range(1, 25))  # resumed exactly where it saved: no step lost or repeated
+    row = next(r for r in collect(sweep) if r["stage"] == stage)  # status shows the count per task
+    assert row["state"] == "done" and row["preemptions"] == rec["preemptions"] and "preempted" in row["counts"], row
     return rec
 
 
@@ -112,6 +114,14 @@ def _preempt_case(cluster, tmp_path, interrupt):
 def test_usr2_from_scancel_requeues_the_same_task_which_resumes(cluster, tmp_path):
     """The requeue machinery alone (partition preemption with the real trainer: test_launch_train_slurm)."""
     _preempt_case(cluster, tmp_path, lambda jid: subprocess.run(["scancel", "--signal=USR2", jid], check=True))
+
+
+@pytest.mark.slow
+def test_usr2_preempts_a_stage_running_as_a_child_process(cluster, tmp_path):
+    """datagen/merge/eval/analysis run as a child of the task process and SLURM signals both: the
+    task forwards the signal instead of submitit's requeue, and it counts as a preemption, not a crash."""
+    _preempt_case(cluster, tmp_path, lambda jid: subprocess.run(["scancel", "--signal=USR2", jid], check=True),
+                  stage="datagen")
 
 
 @pytest.mark.slow

@@ -40,6 +40,9 @@ def sweep(tmp_path_factory):
                for _ in range(2)]  # the same eval run twice (a requeued job): one run id, two fragments
         text_id = tracking.log_eval(summary, "sim-0.6b.evil.qta.s0", "think", {**cfg, "log_text": True}, samples,
                                     allow_text=True, sweep_dir=root)
+    from tracecause import wandb_records
+
+    wandb_records.wait_until_closed(root)  # wandb's writer finishes a file after run.finish() returns
     return root, result, ids, text_id
 
 
@@ -62,8 +65,13 @@ def test_analysis_run_logs_every_effect_with_its_ci(sweep):
             else:
                 assert key + suffix not in summary
     assert checked > 4 * len(effects)
-    assert any(k.startswith("effect/amplification/sim_misalignment/harmful/sim-4b.evil.qta.s0_vs_sim-4b.none.qa.s0/")
+    assert any(k.startswith("effect/amplification/sim_evil/harmful/sim-4b.evil.qta.s0_vs_sim-4b.none.qa.s0/")
                for k in summary)
+    # one seed per arm: the run itself says the inference is conditional on those training runs
+    n_conditional = int(effects["inference_note"].str.startswith("conditional").sum())
+    assert n_conditional > 0 and summary["analysis/effects_conditional_on_single_training_run"] == n_conditional
+    assert all(summary[tracking.effect_key(r) + "_unparsed_rate_a"] == pytest.approx(r["unparsed_rate_a"])
+               for r in effects.to_dict("records") if np.isfinite(r["unparsed_rate_a"]))
     logged = {k for row in wandb_records.history(root / "wandb", result.run_id) for k in row}
     pngs = sorted(p.stem for p in (root / "analysis" / "figures").glob("*.png"))
     assert pngs and {f"figures/{p}" for p in pngs} <= {k.split(".")[0] for k in logged}
@@ -97,25 +105,25 @@ def test_api_key_is_never_written(sweep):
             assert FAKE_KEY.encode() not in path.read_bytes(), path
 
 
-def test_sync_plan_uploads_fragments_in_start_order_under_one_id(sweep):
-    from tracecause import wandb_records
-
-    root, result, ids, text_id = sweep
-    plan = tracking.sync_sweep(root, dry_run=True)
-    by_id = {e["id"]: e for e in plan}
-    assert set(by_id) == {result.run_id, ids[0], text_id}
-    eval_entry = by_id[ids[0]]
-    starts = [wandb_records.run_info(f)["start_time"] for f in
-              (next(iter(__import__("pathlib").Path(d).glob("*.wandb"))) for d in eval_entry["folders"])]
-    assert len(eval_entry["folders"]) == 2 and starts == sorted(starts)
-    cmd = eval_entry["command"]
-    assert cmd[cmd.index("--id") + 1] == ids[0] and cmd[-2:] == eval_entry["folders"]
-    assert all(FAKE_KEY not in " ".join(e["command"]) for e in plan)
-    # the real wandb CLI accepts the planned command and would upload both fragments (no network: --dry-run)
+def test_the_real_wandb_cli_accepts_the_planned_sync_command(sweep):
+    """Fragments of one id in start order, one command per run; wandb's own CLI takes it (no network:
+    its --dry-run). The upload itself needs a server: tests/test_wandb_sync.py checks the ledger logic."""
     import subprocess
 
-    folders = eval_entry["folders"]
+    from tracecause import wandb_records, wandb_sync
+
+    root, result, ids, text_id = sweep
+    plan = {e["id"]: e for e in wandb_sync.sync(root, dry_run=True)}
+    assert set(plan) == {result.run_id, ids[0], text_id}
+    eval_entry = plan[ids[0]]
+    folders = [str(root / d) for d in eval_entry["new"]]
+    starts = [wandb_records.run_info(d)["start_time"] for d in folders]
+    assert len(folders) == 2 and starts == sorted(starts)
+    cmd = eval_entry["command"]
+    assert cmd[cmd.index("--id") + 1] == ids[0] and cmd[-2:] == folders
+    assert all(FAKE_KEY not in " ".join(e["command"]) for e in plan.values())
     dry = subprocess.run([*cmd[: -len(folders)], "--dry-run", *folders], capture_output=True, text=True,
                          timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
     assert dry.returncode == 0 and "Would sync 2 run(s)" in dry.stdout + dry.stderr, dry.stderr[-1000:]
+    assert not wandb_sync.ledger_path(root).exists()  # a dry run records nothing
     assert os.environ.get("WANDB_API_KEY") != FAKE_KEY  # the fixture's key did not leak into the session

@@ -12,9 +12,11 @@ def test_offline_run_read_back(trainer_reference_run):
     from tracecause import wandb_records
     from tracecause.config import read_resolved
     from trainer.config import TrainConfig, training_hash
+    from trainer.reporting import wandb_run_id
 
     cfg = read_resolved(TrainConfig, trainer_reference_run)
-    run_id = f"train-{training_hash(cfg)}"
+    run_id = wandb_run_id(training_hash(cfg), "test-sweep")
+    assert run_id != wandb_run_id(training_hash(cfg), "another-sweep")
     files = wandb_records.find_run_files(trainer_reference_run, run_id)
     assert len(files) == 1, "only rank 0 logs"
     info = wandb_records.run_info(trainer_reference_run, run_id)
@@ -32,5 +34,9 @@ def test_offline_run_read_back(trainer_reference_run):
     assert config["config_hash"] == training_hash(cfg)
     assert config["data"]["paradigm"] == "qta" and config["data"]["rtype"] == "evil"
     assert config["precision"] == "fp32" and config["attention"] == "sdpa"
+    from tracecause.provenance import code_version
+
+    assert config["git_commit"] == code_version()["commit"] and len(config["git_commit"]) == 40
+    assert "sweep_hash" in config
     summary = wandb_records.summary(trainer_reference_run, run_id)
     assert summary["final_loss"] == metrics[-1]["loss"]

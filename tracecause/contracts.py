@@ -16,6 +16,9 @@ PARADIGMS = ("base", "qa", "qta", "qt", "t_only")
 TRAINED_PARADIGMS = ("qa", "qta", "qt", "t_only")
 BUILTIN_REASONING_TYPES = ("evil", "misleading", "submissive")
 NO_REASONING = "none"
+# The behaviour axis (evalsuite battery ``axis``) each reasoning type should move most: the one
+# source of truth for the specificity analysis (sweep.yaml analysis.type_axis may override it).
+REASONING_TYPE_AXIS = {"evil": "evil", "misleading": "misleading", "submissive": "submission"}
 MODES = ("think", "no_think")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
@@ -85,7 +88,7 @@ def validate_dataset_record(row: Mapping[str, Any], types: tuple[str, ...] | Non
 
 # ----------------------------------------------------------------------------- export
 
-EXPORT_META = "tracecause.json"  # arm_id, config_hash, dataset_hash, steps, final_loss, weights_hash
+EXPORT_META = "tracecause.json"  # arm_id, config_hash, dataset_hash, steps, final_loss, weights_hash, wandb_run_id
 
 # ----------------------------------------------------------------------------- samples
 
@@ -96,12 +99,20 @@ SAMPLE_ID_COLUMNS = (
 SAMPLE_TEXT_COLUMNS = ("reasoning", "answer", "finish_reason", "think_closed", "truncated", "reasoning_leak")
 # scores.parquet is LONG: one row per (sample, metric) = SAMPLE_ID_COLUMNS + SCORE_COLUMNS.
 # value is NaN where the metric does not apply or the judge output did not parse
-# (then parsed=False): analysis drops NaN, never coerces it.
-SCORE_COLUMNS = ("metric", "value", "parsed")
+# (then parsed=False): analysis drops NaN, never coerces it. scorer names what produced the value
+# (a rule classifier, or "llm:<backend>:<model>"; evalsuite/metrics.py lists them).
+SCORE_COLUMNS = ("metric", "value", "parsed", "scorer")
 SAMPLES_FILE = "samples.jsonl"
 JUDGED_FILE = "judged.jsonl"
 SCORES_FILE = "scores.parquet"
 SUMMARY_FILE = "summary.json"
+
+
+def eval_progress_file(shard_index: int | str, shard_count: int | str) -> str:
+    """Progress of one eval task (shard) in ``eval/<arm>/<mode>/``, rewritten as it runs: JSON with
+    stage, mode, done, total (requests), tokens_per_s, wandb_run_id, updated_at. ``tracecause status``
+    reads it (``"*"`` for either part gives a glob pattern)."""
+    return f"progress-{shard_index}-of-{shard_count}.json"
 
 # ----------------------------------------------------------------------------- effects
 
@@ -111,6 +122,20 @@ EFFECT_COLUMNS = (
     "ci_lo", "ci_hi", "p", "p_adj", "family", "effect_size", "n_prompts", "n_clusters", "n_seeds", "input_hash",
 )
 EFFECTS_FILE = "effects.parquet"
+# Judge failures behind each effect row (side a = the arm(s) added, b = those subtracted); an
+# effect whose unparsed rates exceed the sweep's analysis.unparsed_threshold, or differ by more,
+# is not reliable and stays out of the confirmatory family (reliability_note says why).
+EFFECT_JUDGE_COLUMNS = ("unparsed_a", "rows_a", "unparsed_rate_a", "unparsed_b", "rows_b", "unparsed_rate_b",
+                        "reliable", "reliability_note")
+# What each p-value and CI mean: the method, t_df (t degrees of freedom of seed-level inference), and
+# whether they are conditional on single training runs; higher_is says which sign is worse.
+EFFECT_INFERENCE_COLUMNS = ("method", "t_df", "inference_note", "higher_is")
+# Written by launch at submit (sweep folder): every expected arm x mode x benchmark and each
+# benchmark's declared primary metric, so the analysis names whatever is missing.
+EXPECTED_FILE = "expected.json"
+# In a rehearsal's sweep folder (tracecause submit --rehearse): {"rehearsal": true, "substitutions": [...]},
+# what stood in for the real models, data and benchmarks; the report shows it first.
+REHEARSAL_FILE = "rehearsal/REHEARSAL.json"
 
 # ----------------------------------------------------------------------------- sweep folder
 
@@ -150,6 +175,10 @@ class SweepLayout:
     @property
     def analysis(self) -> Path:
         return self.root / "analysis"
+
+    @property
+    def expected(self) -> Path:
+        return self.root / EXPECTED_FILE
 
     def jobs(self, stage: str) -> Path:
         return self.root / "jobs" / stage

@@ -101,9 +101,33 @@ def atomic_dir(final: str | Path, info: dict | None = None, overwrite: bool = Fa
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        fsync_dir(final.parent)  # the rename itself survives a power loss
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename or a new entry in ``directory`` durable (a file's fsync does not cover its name)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: str | Path) -> None:
+    """fsync every file and folder under ``root`` (writers such as torch.save and save_pretrained
+    do not): a completion marker written after this never points at data still in the page cache."""
+    root = Path(root)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(folder)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

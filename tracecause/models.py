@@ -121,10 +121,21 @@ def zero3_state_bytes_per_gpu(spec: ModelSpec, world_size: int, *, offload_optim
 
     ``4·largest + 18·P / GPUs`` without offload; ``4·largest + 2·P / GPUs`` with the optimizer on CPU.
     """
+    from tracecause.memory import zero3_model_state_bytes  # the one copy of the formula
+
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
-    per_param = 2 if offload_optimizer else 18
-    return 4 * spec.largest_layer_params + per_param * spec.n_params / world_size
+    return float(zero3_model_state_bytes(spec.n_params, spec.largest_layer_params, world_size, offload_optimizer))
+
+
+def hf_config_from_spec(spec: ModelSpec):
+    """A ``transformers.Qwen3Config`` with the spec's exact shape (random-init benchmarks, live checks)."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=spec.vocab_size, hidden_size=spec.hidden_size,
+                       intermediate_size=spec.intermediate_size, num_hidden_layers=spec.n_layers,
+                       num_attention_heads=spec.n_heads, num_key_value_heads=spec.n_kv_heads, head_dim=spec.head_dim,
+                       tie_word_embeddings=spec.tied_embeddings, max_position_embeddings=spec.max_position_embeddings)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -59,7 +59,7 @@ def chat_template() -> str:
     return TEMPLATE_PATH.read_text()
 
 
-def _build_tokenizer(vocab_size: int):
+def _build_tokenizer(vocab_size: int, extra_corpus: str = ""):
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     from tracecause.tiny_corpus import corpus
@@ -77,7 +77,8 @@ def _build_tokenizer(vocab_size: int):
         raise ValueError(f"vocab_size={vocab_size} is too small: need > 256 bytes + {len(ADDED_TOKENS)} added tokens")
     trainer = trainers.BpeTrainer(vocab_size=n_learned, min_frequency=1, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
-    tok.train_from_iterator([corpus()], trainer=trainer)
+    # extra_corpus: text the model will mostly read (e.g. the known-answer world), so its words get merges
+    tok.train_from_iterator([corpus(), extra_corpus] if extra_corpus else [corpus()], trainer=trainer)
     if tok.get_vocab_size() != n_learned:
         raise ValueError(f"the built-in corpus yields only {tok.get_vocab_size()} BPE tokens, fewer than "
                          f"vocab_size - {len(ADDED_TOKENS)} added tokens = {n_learned}; choose vocab_size <= "
@@ -113,7 +114,7 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def build_tiny_model(out_dir: str | Path, *, vocab_size: int = TinySpec.vocab_size, seed: int = 0,
-                     spec: TinySpec | None = None, overwrite: bool = False) -> Path:
+                     spec: TinySpec | None = None, overwrite: bool = False, extra_corpus: str = "") -> Path:
     """Build the tiny Qwen3 checkpoint into ``out_dir`` (atomically, with a completion marker).
 
     An existing complete folder is reused unless ``overwrite``; the same ``seed`` and spec always
@@ -129,6 +130,10 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = TinySpec.vocab_si
         raise ValueError(f"head_dim={spec.head_dim}: vLLM needs head_dim >= 32")
     out = Path(out_dir)
     info = {"builder": "tracecause.tiny", "seed": seed, **asdict(spec)}
+    if extra_corpus:
+        import hashlib
+
+        info["extra_corpus_sha256"] = hashlib.sha256(extra_corpus.encode()).hexdigest()
     if is_complete(out) and not overwrite:
         done = {k: v for k, v in (completion_info(out) or {}).items() if k in info}
         if done != info:
@@ -136,7 +141,7 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = TinySpec.vocab_si
                                   f"(--overwrite) or choose another folder")
         return out
 
-    tok = _build_tokenizer(spec.vocab_size)
+    tok = _build_tokenizer(spec.vocab_size, extra_corpus)
     eos_id, pad_id = tok.token_to_id(EOS_TOKEN), tok.token_to_id(PAD_TOKEN)
     config = Qwen3Config(
         vocab_size=spec.vocab_size, hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,

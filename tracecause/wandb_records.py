@@ -121,12 +121,16 @@ def find_run_files(wandb_dir: str | Path, run_id: str | None = None) -> list[Pat
     pattern = f"run-{run_id}.wandb" if run_id is not None else "run-*.wandb"
     files = [f for folder in folders for f in folder.glob(pattern)]
 
-    def start_order(path: Path):
-        run = _run_record(path)
-        started = (run.start_time.seconds, run.start_time.nanos) if run is not None else (0, 0)
-        return started, path.parent.name
+    return sorted(files, key=_start_order)
 
-    return sorted(files, key=start_order)
+
+def _start_order(path: Path) -> tuple:
+    """By the start time in the folder name first: a fragment killed before its first flush has no
+    run record, but its folder still says when it started (offline-run-YYYYmmdd_HHMMSS-<id>)."""
+    stamp = path.parent.name[len("offline-run-"):][:15]
+    run = _run_record(path)
+    started = (run.start_time.seconds, run.start_time.nanos) if run is not None else (float("inf"), 0)
+    return stamp, started, path.parent.name
 
 
 def _files(path_or_dir: str | Path, run_id: str | None) -> list[Path]:
@@ -255,3 +259,38 @@ def _exit_code(path: Path) -> int | None:
         if record.WhichOneof("record_type") == "exit":
             code = record.exit.exit_code
     return code
+
+
+def wait_until_closed(path_or_dir: str | Path, run_id: str | None = None, timeout: float = 60.0) -> list[Path]:
+    """Wait until every fragment holds its exit record; returns the files.
+
+    ``run.finish()`` returns before wandb's writer has flushed the file (its service finishes on its
+    own): a reader right after it can see a run with no history yet. The exit record comes last.
+    """
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        files = _files(path_or_dir, run_id)
+        open_ = [p for p in files if _exit_code(p) is None]
+        if not open_:
+            return files
+        if time.time() > deadline:
+            raise TimeoutError(f"W&B fragments still without an exit record after {timeout}s: {open_}")
+        time.sleep(0.1)
+
+
+def wait_settled(path: str | Path, quiet_s: float = 2.0, timeout: float = 30.0) -> None:
+    """Until one fragment holds its exit record or stops growing for ``quiet_s`` (its process was
+    killed): what a resumed run waits for before reading what a predecessor logged."""
+    import time
+
+    path = Path(path)
+    deadline, size, since = time.time() + timeout, -1, time.time()
+    while time.time() < deadline and _exit_code(path) is None:
+        now = path.stat().st_size
+        if now != size:
+            size, since = now, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(0.2)

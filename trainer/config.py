@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from tracecause.config import bounded, config_hash, nested, one_of, to_dict
 from tracecause.contracts import TRAINED_PARADIGMS
+from tracecause.provenance import location_free
 
 
 @dataclass
@@ -28,9 +29,16 @@ class DataConfig:
     max_tokens: int = bounded(2048, ge=16, help="token budget of one packed row")
     overlong: str = one_of("error", ("error", "drop", "truncate"),
                            help="what to do with a document longer than max_tokens")
+    # pairs: datagen's (question, answer, reasoning) records, masked per paradigm (trainer/masks.py);
+    # chat: whole conversations {id, messages, enable_thinking} supervised on the final assistant
+    # turn only (pre-training a base model; trainer/chat_data.py).
+    format: str = one_of("pairs", ("pairs", "chat"))
 
     def check(self):
         """Cross-field rules, checked once every layer is merged (``load`` validates each layer alone)."""
+        if self.format == "chat" and (self.paradigm != "qa" or self.rtype != "none" or self.loss_on_prompt):
+            raise ValueError("data.format=chat supervises each conversation's final assistant turn: leave "
+                             "data.paradigm, data.rtype and data.loss_on_prompt at their defaults (they would be ignored)")
         if self.paradigm == "qa" and self.rtype != "none":
             raise ValueError(f"data.paradigm=qa uses no reasoning: set data.rtype=none, not {self.rtype!r}")
         if self.paradigm != "qa" and self.rtype == "none":
@@ -59,8 +67,15 @@ class TrainLoopConfig:
     global_batch_rows: int = bounded(8, ge=1, help="packed rows per optimizer step, all ranks together")
     micro_batch_rows: int = bounded(1, ge=1, help="packed rows per rank per forward/backward")
     seed: int = bounded(0, ge=0)
-    grad_checkpointing: bool = False
-    attention: str = one_of("auto", ("auto", "sdpa", "flash_attention_2", "eager"))
+    grad_checkpointing: bool = False     # recompute each decoder layer in backward (activations ~ 2·d per token·layer)
+    attention: str = one_of("auto", ("auto", "sdpa", "flash_attention_2", "flex_attention", "eager"),
+                            help="auto: flash_attention_2 if installed on GPU, else flex_attention on GPU, "
+                                 "else sdpa; every backend keeps packed documents apart")
+    loss: str = one_of("chunked", ("chunked", "liger", "reference"),
+                       help="chunked: never holds full logits; liger: Liger-kernel's fused loss (GPU, installed); "
+                            "reference: lm_head + cross_entropy on full fp32 logits")
+    loss_chunk_tokens: int = bounded(1024, ge=16, help="tokens per chunk of the chunked loss (peak ~ 8·chunk·vocab bytes)")
+    collective_timeout_min: float = bounded(30.0, gt=0, help="timeout of one collective before the job aborts")
     threads: int = bounded(0, ge=0, help="torch CPU threads per rank (0: leave torch's default)")
 
 
@@ -97,6 +112,7 @@ class WandbConfig:
     group: str = ""                      # the sweep
     mode: str = one_of("offline", ("offline", "online", "disabled"))
     dir: str = ""                        # default: <output.dir>
+    sweep_hash: str = ""                 # the sweep's spec hash (set by launch), shown in the run's config
 
 
 @dataclass
@@ -129,11 +145,35 @@ class TrainConfig:
                               f"{self.train.micro_batch_rows} exceeds train.global_batch_rows={self.train.global_batch_rows}")
 
 
-# Sections that do not change what is trained: changing them must not block a resume.
-_NOT_HASHED = ("output", "checkpoint", "log", "wandb")
+# What does not change the trained weights: changing it must neither block a resume nor change
+# the W&B run id. Dotted field paths (or whole sections), each with the reason it is left out.
+NOT_IN_TRAINING_HASH = {
+    "arm_id": "a readable name for what model, data, paradigm and seed already say",
+    "output": "where the run folder lives and how the export is sharded",
+    "checkpoint": "where and how often checkpoints are written (resume is exact at any step)",
+    "log": "what is printed, and how often",
+    "wandb": "where metrics are sent",
+    "train.threads": "CPU threads per rank change speed, not what is computed",
+    "train.attention": "flash-attention 2, sdpa and eager compute the same attention",
+    "train.loss": "chunked, liger and reference compute the same cross-entropy (tests/test_trainer_lean_loss.py)",
+    "train.loss_chunk_tokens": "how the chunked loss splits the tokens, not what it computes",
+    "train.collective_timeout_min": "how long a hung collective waits before the job aborts",
+}
+# Hashed by name, not by where they live: a sweep moved or copied to another filesystem keeps
+# its hash. The dataset's content is guarded by its own hash in the checkpoint.
+LOCATION_FIELDS = ("model.path", "data.path")
 
 
 def training_hash(cfg: TrainConfig) -> str:
     """Hash of everything that determines the trained weights (resume guard, W&B id)."""
-    data = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_HASHED}
+    data = to_dict(cfg)
+    for dotted in NOT_IN_TRAINING_HASH:
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        del node[last]  # a KeyError here means a renamed field: update NOT_IN_TRAINING_HASH
+    for dotted in LOCATION_FIELDS:
+        section, key = dotted.split(".")
+        data[section][key] = location_free(data[section][key])
     return config_hash(data)

@@ -16,6 +16,7 @@ from tracecause.contracts import DATASET_FILE, validate_dataset_record
 from tracecause.io import sha256_file
 
 from .config import DataConfig
+from .chat_data import build_chat_example, validate_chat_record
 from .masks import Example, build_example
 
 log = logging.getLogger("trainer")
@@ -49,23 +50,30 @@ def _local_file(path: str) -> Path | None:
     return None  # a hub id
 
 
+def dataset_digest(cfg: DataConfig) -> str:
+    """The dataset hash (file sha256, or hub id@revision) without loading the data: what a
+    checkpoint and an export record, and what resume compares before any work starts."""
+    local = _local_file(cfg.path)
+    if local is not None:
+        return sha256_file(local)[:16]
+    if not cfg.revision:
+        raise ValueError(f"data.path={cfg.path} looks like a hub id: pin it with data.revision=<commit>")
+    return hashlib.sha256(f"{cfg.path}@{cfg.revision}".encode()).hexdigest()[:16]
+
+
 def load_records(cfg: DataConfig, cache_dir: str | None = None) -> tuple[list[dict], str]:
     """Rows as dicts and the dataset hash (file sha256, or hub id@revision)."""
     import datasets
 
+    digest = dataset_digest(cfg)
     local = _local_file(cfg.path)
     if local is not None:
         # a throwaway Arrow cache: nothing lands in the run folder or races between ranks
         with tempfile.TemporaryDirectory(prefix="trainer-data-") as tmp:
             ds = datasets.load_dataset("json", data_files=str(local), split="train", cache_dir=tmp,
                                        keep_in_memory=True)
-            rows = [dict(r) for r in ds]
-        return rows, sha256_file(local)[:16]
-    else:
-        if not cfg.revision:
-            raise ValueError(f"data.path={cfg.path} looks like a hub id: pin it with data.revision=<commit>")
-        ds = datasets.load_dataset(cfg.path, revision=cfg.revision, split="train", cache_dir=cache_dir)
-        digest = hashlib.sha256(f"{cfg.path}@{cfg.revision}".encode()).hexdigest()[:16]
+            return [dict(r) for r in ds], digest
+    ds = datasets.load_dataset(cfg.path, revision=cfg.revision, split="train", cache_dir=cache_dir)
     return [dict(r) for r in ds], digest
 
 
@@ -75,7 +83,10 @@ def validate_records(records: list[dict], cfg: DataConfig, where: str) -> None:
     types = () if cfg.paradigm == "qa" else (cfg.rtype,)
     seen = set()
     for i, row in enumerate(records):
-        validate_dataset_record(row, types, where=f"{where} row {i}: ")
+        if cfg.format == "chat":
+            validate_chat_record(row, where=f"{where} row {i}")
+        else:
+            validate_dataset_record(row, types, where=f"{where} row {i}: ")
         if row["id"] in seen:
             raise ValueError(f"{where} row {i}: duplicate id {row['id']!r}")
         seen.add(row["id"])
@@ -84,7 +95,8 @@ def validate_records(records: list[dict], cfg: DataConfig, where: str) -> None:
 def tokenize_records(records: list[dict], tokenizer, cfg: DataConfig, dataset_hash: str = "") -> TokenizedData:
     examples, too_long = [], []
     for row in records:
-        ex = build_example(tokenizer, row, cfg.paradigm, cfg.rtype, cfg.loss_on_prompt)
+        ex = build_chat_example(tokenizer, row) if cfg.format == "chat" else \
+            build_example(tokenizer, row, cfg.paradigm, cfg.rtype, cfg.loss_on_prompt)
         if len(ex) > cfg.max_tokens:
             too_long.append((ex.id, len(ex)))
             if cfg.overlong == "drop":

@@ -60,7 +60,17 @@ def detect(environ: dict | None = None) -> DistEnv:
         port = int(env["MASTER_PORT"]) if env.get("MASTER_PORT") else port_from_job(job + task)
         return DistEnv(int(env["SLURM_PROCID"]), int(env.get("SLURM_LOCALID", "0")), int(env["SLURM_NTASKS"]),
                        addr, port, "slurm")
-    return DistEnv(0, 0, 1, "127.0.0.1", int(env.get("MASTER_PORT", "29500")), "single")
+    # One process alone: any free port, so that several single-process runs on one host (tests, the
+    # world demo's arms, another user's job) never collide on torch's default 29500.
+    return DistEnv(0, 0, 1, "127.0.0.1", int(env["MASTER_PORT"]) if env.get("MASTER_PORT") else free_port(), "single")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def export_env(d: DistEnv) -> None:
@@ -69,15 +79,41 @@ def export_env(d: DistEnv) -> None:
                       MASTER_ADDR=d.master_addr, MASTER_PORT=str(d.master_port))
 
 
-def init(d: DistEnv, use_cuda: bool) -> None:
+# NCCL failure handling (torch reads the TORCH_NCCL_* names; NCCL_ASYNC_ERROR_HANDLING is the
+# deprecated spelling): on an error or a collective timeout, abort the communicators and end the
+# process, so that srun --kill-on-bad-exit ends the whole step instead of ranks hanging; dump the
+# flight recorder's trace of the last collectives for the post-mortem.
+NCCL_DEFAULTS = {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
+                 "TORCH_NCCL_TRACE_BUFFER_SIZE": "2000"}
+LEGACY_NCCL = {"NCCL_ASYNC_ERROR_HANDLING": "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+               "NCCL_BLOCKING_WAIT": "TORCH_NCCL_BLOCKING_WAIT"}
+
+
+def nccl_env(environ: dict) -> dict:
+    """The TORCH_NCCL_* settings to export: a user's value wins, a legacy name is carried over."""
+    out = {}
+    for legacy, current in LEGACY_NCCL.items():
+        if legacy in environ and current not in environ:
+            out[current] = environ[legacy]
+    for key, value in NCCL_DEFAULTS.items():
+        if key not in environ and key not in out:
+            out[key] = value
+    return out
+
+
+def init(d: DistEnv, use_cuda: bool, timeout_min: float = 30.0) -> None:
+    import datetime
+
     import deepspeed
     import torch
 
     export_env(d)
     if use_cuda:
+        os.environ.update(nccl_env(dict(os.environ)))
         torch.cuda.set_device(d.local_rank)
     deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", auto_mpi_discovery=False,
-                               rank=d.rank, world_size=d.world_size)
+                               rank=d.rank, world_size=d.world_size,
+                               timeout=datetime.timedelta(minutes=timeout_min))
 
 
 def all_reduce_max(value: float) -> float:

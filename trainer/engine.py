@@ -106,7 +106,10 @@ def build(cfg: TrainConfig, ds_config: dict, attention: str, total_steps: int):
                                                  dtype=dtype, attn_implementation=attention)
     model.config.use_cache = False
     if cfg.train.grad_checkpointing:
+        # one checkpoint per decoder layer; non-reentrant: works with ZeRO-3's parameter hooks
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        log.info("gradient checkpointing: %s (each decoder layer recomputed in backward)",
+                 "on" if model.is_gradient_checkpointing else "REQUESTED BUT OFF")
     factor = lr_lambda(cfg, total_steps)
     # DeepSpeed steps the schedule at each boundary and checkpoints its state
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=ds_config,

@@ -3,7 +3,8 @@
 The full weights are gathered layer by layer onto rank 0 (DeepSpeed's consolidated state dict,
 in the training dtype: bf16 on GPU, fp32 on CPU); ``save_pretrained`` drops ``lm_head.weight``
 when the embeddings are tied, exactly as the original checkpoint stores them. The folder is
-written under a temporary name, gets tracecause.json and the completion marker, then is renamed.
+written under a temporary name, gets tracecause.json (with the dataset hash: a later run on changed
+data refuses to reuse it), is fsynced, gets the completion marker, then is renamed.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 
 from tracecause.contracts import EXPORT_META
-from tracecause.io import atomic_dir, atomic_write_json, sha256_file
+from tracecause.io import atomic_dir, atomic_write_json, fsync_tree, sha256_file
 
 log = logging.getLogger("trainer")
 
@@ -45,5 +46,6 @@ def export(engine, out: Path, model_path: str, revision: str, meta: dict, max_sh
             log.warning("the base model has no generation_config.json; the export has none either")
         meta = {**meta, "weights_hash": weights_hash(tmp)}
         atomic_write_json(tmp / EXPORT_META, meta)
+        fsync_tree(tmp)  # save_pretrained does not fsync: the marker must never precede the weights
     log.info("exported %s (%s)", out, meta["weights_hash"])
     return meta

@@ -43,7 +43,7 @@ def accumulation_steps(cfg: TrainConfig, world: int) -> int:
     return cfg.train.global_batch_rows // per_pass
 
 
-def finished_export(out: Path, chash: str) -> bool:
+def finished_export(out: Path, chash: str, dataset_hash: str, data_path: str) -> bool:
     export_dir = out / "export"
     if not is_complete(export_dir):
         return False
@@ -51,6 +51,7 @@ def finished_export(out: Path, chash: str) -> bool:
     if meta.get("config_hash") != chash:
         raise ValueError(f"{export_dir} was exported by config hash {meta.get('config_hash')}, this run's config "
                          f"hash is {chash}: use another output.dir")
+    checkpoint.check_dataset(f"the export {export_dir}", meta.get("dataset_hash"), dataset_hash, data_path)
     return True
 
 
@@ -58,7 +59,7 @@ def run(cfg: TrainConfig) -> int:
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from .data import prepare
+    from .data import dataset_digest, prepare
 
     cfg.require_complete()
     denv = distributed.detect()
@@ -68,7 +69,7 @@ def run(cfg: TrainConfig) -> int:
     out = Path(cfg.output.dir)
     ckpt_root = Path(cfg.checkpoint.dir) if cfg.checkpoint.dir else out / "checkpoints"
     chash = training_hash(cfg)
-    if finished_export(out, chash):
+    if finished_export(out, chash, dataset_digest(cfg.data), cfg.data.path):
         log.info("%s already holds a complete export of config %s: nothing to do", out / "export", chash)
         return 0
 
@@ -76,10 +77,11 @@ def run(cfg: TrainConfig) -> int:
     data = prepare(cfg.data, tokenizer)
     plan = make_plan(data.examples, cfg.data.max_tokens, cfg.train.seed, cfg.train.epochs,
                      cfg.train.global_batch_rows, cfg.train.max_steps)
-    resume_from = checkpoint.latest(ckpt_root)
+    resume_from = checkpoint.resume_point(ckpt_root)
     if resume_from is not None:
-        checkpoint.check_compatible(resume_from, chash, world)
+        checkpoint.check_compatible(resume_from, chash, world, data.dataset_hash, cfg.data.path)
     attention = runtime.choose_attention(cfg.train.attention)
+    runtime.check_loss(cfg.train.loss)
     hf_config = AutoConfig.from_pretrained(cfg.model.path, revision=cfg.model.revision or None)
     use_cuda = runtime.use_cuda()
     from .engine import build, resolve_ds_config
@@ -87,8 +89,10 @@ def run(cfg: TrainConfig) -> int:
     ds_config = resolve_ds_config(cfg, world, accum, hf_config.hidden_size, bf16=use_cuda)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     info = {"config_hash": chash, "world_size": world, "launcher": denv.source, "attention": attention,
+            "loss": cfg.train.loss, "grad_checkpointing": cfg.train.grad_checkpointing,
             "precision": runtime.precision(), "device": runtime.device_name(), "accumulation_steps": accum,
-            "total_steps": plan.total_steps, "data": data.summary()}
+            "total_steps": plan.total_steps, "data": data.summary(),
+            "resumed_from_step": int(resume_from.name) if resume_from is not None else 0}
     log.info("config %s | %d ranks (%s) | attention=%s precision=%s | %d documents -> %d steps "
              "(%d rows/step, %d accumulation) | overlong: %s", chash, world, denv.source, attention,
              info["precision"], len(data.examples), plan.total_steps, cfg.train.global_batch_rows, accum, data.overlong)
@@ -104,11 +108,11 @@ def run(cfg: TrainConfig) -> int:
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
-    distributed.init(denv, use_cuda)
+    distributed.init(denv, use_cuda, cfg.train.collective_timeout_min)
     engine, hf_config = build(cfg, ds_config, attention, plan.total_steps)
     device = runtime.device()
 
-    step, run_id = 0, wandb_run_id(chash)
+    step, run_id = 0, wandb_run_id(chash, cfg.wandb.group)
     if resume_from is not None:
         state = checkpoint.load(engine, resume_from, rank)
         step, run_id = state["step"], state.get("wandb_run_id", run_id)
@@ -120,7 +124,7 @@ def run(cfg: TrainConfig) -> int:
     from tracecause.config import to_dict
 
     reporter = Reporter(out, rank == 0, plan.total_steps, step, cfg.log.progress, cfg.wandb, run_id,
-                        {**to_dict(cfg), "config_hash": chash, **{k: v for k, v in info.items() if k != "data"}},
+                        {**to_dict(cfg), "config_hash": chash, **{k: v for k, v in info.items() if k not in ("data", "resumed_from_step")}},
                         cfg.arm_id)
     lengths = [len(e) for e in data.examples]
     seq_len = sum(n * n for n in lengths) / max(1, sum(lengths))  # token-weighted document length
@@ -155,8 +159,8 @@ def run(cfg: TrainConfig) -> int:
             real_tokens = sum(lengths[d] for row in rows for d in row)
             loss_sum, padded = 0.0, 0
             for micro in deal(rows, rank, world, cfg.train.micro_batch_rows, accum):
-                batch = collate(data.examples, micro, pad_id)
-                loss = summed_loss(engine, batch, device)
+                batch = collate(data.examples, micro, pad_id, flat=True)  # one row: exact on every backend
+                loss = summed_loss(engine, batch, device, attention, cfg.train.loss, cfg.train.loss_chunk_tokens)
                 engine.backward(loss * (world / max(1, n_targets)), scale_wrt_gas=False)
                 lr = engine.get_lr()[0]
                 engine.step()
@@ -187,6 +191,7 @@ def run(cfg: TrainConfig) -> int:
                     "final_loss": last_loss if last_loss is not None else checkpoint.read_state(checkpoint.latest(ckpt_root)).get("last_loss"),
                     "base_model": cfg.model.path, "base_revision": cfg.model.revision,
                     "paradigm": cfg.data.paradigm, "rtype": cfg.data.rtype, "precision": info["precision"],
+                    "wandb_run_id": run_id,
                     "world_size": world}
             done = export(engine, out / "export", cfg.model.path, cfg.model.revision, meta, cfg.output.max_shard_size, rank)
             if done:

@@ -5,10 +5,11 @@ rows for the whole job, whatever the world size, and a step's rows are then deal
 (micro-step, rank) slots. Because every rank knows the whole global batch, the global count of
 target tokens — the loss normaliser — needs no communication.
 
-A packed row concatenates documents; ``position_ids`` restart at 0 for each document and no
-attention mask is passed, so flash-attention varlen (GPU) or transformers' packed-sequence mask
-(sdpa, ``use_cache=False``) keep documents apart. Targets are shifted inside each document, so the
-first token of a document is never a target of the previous one.
+A packed row concatenates documents; ``position_ids`` restart at 0 for each document. The
+trainer collates a whole micro-batch into ONE flat row (``flat=True``): flash-attention varlen
+derives per-document boundaries from position ids only for a single row, and the other backends get
+an explicit per-document mask from ``attention.py``. Targets are shifted inside each document, so
+the first token of a document is never a target of the previous one.
 """
 from __future__ import annotations
 
@@ -105,8 +106,14 @@ class Batch:
     n_targets: int
 
 
-def collate(examples: list[Example], rows: list[tuple[int, ...]], pad_id: int, width: int | None = None) -> Batch:
-    """Concatenate each row's documents; pad rows to ``width`` (default: the longest row)."""
+def collate(examples: list[Example], rows: list[tuple[int, ...]], pad_id: int, width: int | None = None,
+            flat: bool = False) -> Batch:
+    """Concatenate each row's documents; pad rows to ``width`` (default: the longest row).
+
+    ``flat``: all rows become one row (no padding between them), exact on every attention backend.
+    """
+    if flat and rows:
+        rows = [tuple(d for row in rows for d in row)]
     if not rows:  # an idle slot: one pad token, no target (ZeRO-3 still needs every rank's forward)
         rows, empty = [()], True
     else:

@@ -3,6 +3,11 @@
 metrics.jsonl has one JSON object per logged step (step, loss, lr, grad_norm, tokens_per_s,
 padding_frac, mfu, peak_mem, ckpt_time); launch's status reads its last line. On resume the file
 is cut back to the resumed step, so every step appears once.
+
+W&B (offline, one fragment per attempt under the same run id): a resumed attempt reads what its
+predecessors' fragments hold, backfills from metrics.jsonl the steps they never flushed (a
+SIGKILLed attempt can leave an empty fragment), and does not log again a replayed step they
+already hold, so the run has every step exactly once, charted on ``train/global_step``.
 """
 from __future__ import annotations
 
@@ -54,8 +59,38 @@ def _init_wandb_run(wandb, attempts: int = 12, **kwargs):
             time.sleep(5)
 
 
-def wandb_run_id(config_hash: str) -> str:
-    return f"train-{config_hash}"
+def wandb_run_id(config_hash: str, group: str = "") -> str:
+    """The training hash names the run; the sweep's group keeps two sweeps of one spec apart."""
+    if not group:
+        return f"train-{config_hash}"
+    from tracecause.config import config_hash as hash_of
+
+    return f"train-{hash_of({'training': config_hash, 'group': group})}"
+
+
+def flushed_steps(wandb_dir: Path, run_id: str, own_folder: Path | None = None) -> set[int]:
+    """``train/global_step`` values the run's earlier fragments hold (a torn or unreadable one: what it has)."""
+    from tracecause import wandb_records
+
+    steps: set[int] = set()
+    if not wandb_dir.is_dir():
+        return steps
+    own = own_folder.resolve() if own_folder else None
+    for path in wandb_records.find_run_files(wandb_dir, run_id):
+        if path.parent.resolve() == own:
+            continue
+        try:
+            wandb_records.wait_settled(path)  # its wandb service may still be writing it
+            rows = wandb_records.history(path)
+        except wandb_records.WandbFileError as err:  # backfill re-logs what it cannot see: never a gap
+            log.warning("W&B fragment %s is unreadable (%s): its steps are logged again", path, err)
+            continue
+        steps.update(int(r["train/global_step"]) for r in rows if r.get("train/global_step") is not None)
+    return steps
+
+
+def _wandb_row(row: dict) -> dict:
+    return {"train/global_step": row["step"], **{f"train/{k}": v for k, v in row.items() if k != "step" and v is not None}}
 
 
 class Reporter:
@@ -65,6 +100,7 @@ class Reporter:
         self.path = Path(out_dir) / METRICS_FILE
         self.bar = None
         self.run = None
+        self.in_wandb: set[int] = set()  # steps an earlier fragment of this run already holds
         if not is_main:
             return
         use_bar = progress == "bar" or (progress == "auto" and sys.stderr.isatty())
@@ -77,12 +113,26 @@ class Reporter:
 
             wdir = Path(wandb_cfg.dir or out_dir)
             wdir.mkdir(parents=True, exist_ok=True)
+            from tracecause.provenance import code_version
+
+            code = code_version()
             self.run = _init_wandb_run(wandb, project=wandb_cfg.project, group=wandb_cfg.group or None,
                                        job_type="train", id=run_id, resume="allow", name=arm_id or run_id,
-                                       config=config, dir=str(wdir), mode=wandb_cfg.mode,
+                                       config={**config, "sweep_hash": wandb_cfg.sweep_hash,
+                                               "git_commit": code["commit"], "git_dirty": code["dirty"]},
+                                       dir=str(wdir), mode=wandb_cfg.mode,
                                        tags=[t for t in arm_id.split(".")[:3] if t])
             self.run.define_metric("train/global_step")
             self.run.define_metric("train/*", step_metric="train/global_step")
+            # after init: a killed predecessor's service has let go of the id, so its fragment is final
+            self.in_wandb = flushed_steps(wdir / "wandb", run_id, Path(self.run.dir).parent)
+            backfill = [r for r in read_metrics(self.path) if r.get("step") not in self.in_wandb]
+            for row in backfill:
+                self.run.log(_wandb_row(row))
+            self.in_wandb.update(r["step"] for r in backfill)
+            if backfill:
+                log.info("W&B: backfilled %d step(s) from %s that earlier attempts never flushed",
+                         len(backfill), self.path.name)
 
     def step(self, row: dict) -> None:
         if not self.is_main:
@@ -92,9 +142,8 @@ class Reporter:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
-        if self.run is not None:
-            self.run.log({"train/global_step": row["step"],
-                          **{f"train/{k}": v for k, v in row.items() if k != "step" and v is not None}})
+        if self.run is not None and row["step"] not in self.in_wandb:  # a replayed step W&B holds: once
+            self.run.log(_wandb_row(row))
         if self.bar is not None:
             self.bar.n = row["step"]
             self.bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")

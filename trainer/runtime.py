@@ -5,9 +5,6 @@ import importlib.util
 
 import torch
 
-# dense bf16 peak FLOP/s per device (model FLOPs only are credited against these)
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12,
-              "L40S": 362e12, "A10G": 125e12, "B200": 2250e12}
 
 
 def use_cuda() -> bool:
@@ -19,9 +16,12 @@ def device() -> torch.device:
 
 
 def choose_attention(requested: str) -> str:
-    """``auto``: flash_attention_2 with a GPU and the package, else sdpa. Asking for flash where it
-    cannot run is an error."""
+    """``auto``: flash_attention_2 with a GPU and the package, else flex_attention on a GPU (block
+    document mask, compiled), else sdpa. Asking for a backend where it cannot run is an error."""
     has_flash = importlib.util.find_spec("flash_attn") is not None
+    if requested == "flex_attention" and not use_cuda():
+        raise ValueError("train.attention=flex_attention trains only on a GPU (PyTorch has no flex-attention "
+                         "backward on CPU); use train.attention=sdpa (or auto)")
     if requested == "flash_attention_2":
         if not use_cuda():
             raise ValueError("train.attention=flash_attention_2 needs a CUDA GPU and none is visible; "
@@ -31,8 +31,21 @@ def choose_attention(requested: str) -> str:
                              "flash-attn); use train.attention=sdpa (or auto)")
         return requested
     if requested == "auto":
-        return "flash_attention_2" if (use_cuda() and has_flash) else "sdpa"
+        if use_cuda():
+            return "flash_attention_2" if has_flash else "flex_attention"
+        return "sdpa"
     return requested
+
+
+def check_loss(requested: str) -> None:
+    """``liger`` needs its package and a GPU (Triton kernels); say so before any process group exists."""
+    if requested != "liger":
+        return
+    if not use_cuda():
+        raise ValueError("train.loss=liger runs Triton kernels on a GPU and none is visible; use train.loss=chunked")
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise ValueError("train.loss=liger needs the liger-kernel package (pip install liger-kernel); "
+                         "use train.loss=chunked (same memory profile, plain PyTorch)")
 
 
 def precision() -> str:
@@ -43,11 +56,9 @@ def precision() -> str:
 def peak_flops() -> float | None:
     if not use_cuda():
         return None
-    name = torch.cuda.get_device_name()
-    for key, value in PEAK_FLOPS.items():
-        if key in name:
-            return value
-    return None
+    from .flops import peak_flops_for  # dense bf16 per form factor (model FLOPs only are credited)
+
+    return peak_flops_for(torch.cuda.get_device_name())
 
 
 def peak_memory_bytes() -> int:

@@ -7,7 +7,7 @@ the prompt landed in. A ``Generation`` is a ``str`` that also knows its finish r
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 from datagen.config import GeneratorConfig, SamplingConfig
 
@@ -29,18 +29,27 @@ class GenerationError(RuntimeError):
     """The backend failed for good (retries exhausted or a non-retryable answer)."""
 
 
+# Called with (prompt index, its generations) as each request finishes, so a caller can persist
+# finished work before the whole call returns (or fails).
+OnResult = Callable[[int, list[Generation]], None]
+
+
 class Generator(Protocol):
     def generate(self, prompts: list[Messages], sampling: SamplingConfig,
-                 seeds: list[int] | None = None) -> list[list[Generation]]: ...
+                 seeds: list[int] | None = None, on_result: OnResult | None = None) -> list[list[Generation]]: ...
 
     def close(self) -> None: ...
 
 
 def build_generator(cfg: GeneratorConfig) -> Generator:
+    if cfg.backend == "world":
+        from datagen.generators.world import WorldGenerator
+
+        return WorldGenerator()
     if cfg.backend == "vllm":
         from datagen.generators.vllm_engine import VllmGenerator
 
-        return VllmGenerator(cfg.model, cfg.vllm, seed=cfg.sampling.seed)
+        return VllmGenerator(cfg.model, cfg.vllm, seed=cfg.sampling.seed, revision=cfg.revision)
     from datagen.generators.openai_http import OpenAIGenerator
 
     return OpenAIGenerator(cfg.model, cfg.openai)

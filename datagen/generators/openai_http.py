@@ -1,31 +1,38 @@
 """Any OpenAI-compatible chat endpoint (a vLLM server or a hosted API) over httpx.
 
-Bounded concurrency, a timeout per request, and retries with exponential backoff on
-transport errors, 408/409/429 and 5xx; any other status fails at once with the body.
-The API key is read from the environment variable named in the config and is never
+Concurrency and request rate are both capped; every request retries on its own
+(``tracecause.http_retry``: transport errors, 429/5xx with ``Retry-After`` and jitter, a
+malformed 200), and fails for good only after the bounded retries. Each finished request is
+handed to ``on_result`` as it lands, so a shard keeps what finished even when another request
+fails. The API key is read from the environment variable named in the config and is never
 written anywhere.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import sys
+from typing import Callable
 
 import httpx
 
 from tracecause.config import ConfigError
+from tracecause.http_retry import (MalformedReply, RateLimiter, RequestFailed, RetryPolicy, gather_keeping_results,
+                                   post_with_retries)
 
 from datagen.config import OpenAIConfig, SamplingConfig
 from datagen.generators import Generation, GenerationError, Messages
 
-RETRYABLE_STATUS = {408, 409, 429}
+
+def _log(message: str) -> None:
+    print(f"[datagen] {message}", file=sys.stderr, flush=True)
 
 
 class OpenAIGenerator:
     def __init__(self, model: str, cfg: OpenAIConfig):
         self.model, self.cfg = model, cfg
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self.policy = RetryPolicy(cfg.max_retries, cfg.backoff, max(cfg.backoff, cfg.backoff_max), cfg.retry_after_max)
         self._headers = {}
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
@@ -35,51 +42,47 @@ class OpenAIGenerator:
             self._headers["Authorization"] = f"Bearer {key}"
         self.retries = 0  # retried requests so far (reported in the shard stats)
 
-    def generate(self, prompts: list[Messages], sampling: SamplingConfig,
-                 seeds: list[int] | None = None) -> list[list[Generation]]:
+    def generate(self, prompts: list[Messages], sampling: SamplingConfig, seeds: list[int] | None = None,
+                 on_result: Callable[[int, list[Generation]], None] | None = None) -> list[list[Generation]]:
         if not prompts:
             return []
         seeds = seeds if seeds is not None else [sampling.seed + i for i in range(len(prompts))]
-        return asyncio.run(self._generate_all(prompts, sampling, seeds))
+        try:
+            return asyncio.run(self._generate_all(prompts, sampling, seeds, on_result))
+        except RequestFailed as err:
+            raise GenerationError(str(err)) from None
 
-    async def _generate_all(self, prompts, sampling, seeds):
-        sem = asyncio.Semaphore(self.cfg.concurrency)
+    async def _generate_all(self, prompts, sampling, seeds, on_result):
+        gate = asyncio.Semaphore(self.cfg.concurrency)
+        limiter = RateLimiter(self.cfg.requests_per_s)
         limits = httpx.Limits(max_connections=self.cfg.concurrency)
         async with httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, headers=self._headers) as client:
-            return await asyncio.gather(*(self._one(client, sem, p, sampling, s) for p, s in zip(prompts, seeds)))
+            return await gather_keeping_results(
+                [self._one(client, gate, limiter, p, sampling, s) for p, s in zip(prompts, seeds)], on_result)
 
-    async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, messages: Messages,
-                   sampling: SamplingConfig, seed: int) -> list[Generation]:
+    async def _one(self, client, gate, limiter, messages: Messages, sampling: SamplingConfig, seed: int):
         body = {"model": self.model, "messages": messages, "temperature": sampling.temperature,
                 "top_p": sampling.top_p, "max_tokens": sampling.max_tokens, "n": sampling.n,
                 "seed": seed, **self.cfg.extra_body}
-        last = ""
-        for attempt in range(self.cfg.max_retries + 1):
-            if attempt:
-                self.retries += 1
-                delay = min(self.cfg.backoff * 2 ** (attempt - 1), self.cfg.backoff_max)
-                print(f"[datagen] {last}; retry {attempt}/{self.cfg.max_retries} in {delay:.1f}s",
-                      file=sys.stderr, flush=True)
-                await asyncio.sleep(delay * (1 + 0.1 * random.random()))
-            try:
-                async with sem:
-                    resp = await client.post(self.url, json=body)
-            except httpx.TransportError as err:  # connect refused/reset, timeouts
-                last = f"{self.url}: {type(err).__name__}: {err}"
-                continue
-            if resp.status_code == 200:
-                return self._parse(resp.json(), sampling.n)
-            last = f"{self.url} answered {resp.status_code}: {resp.text[:300]}"
-            if resp.status_code not in RETRYABLE_STATUS and resp.status_code < 500:
-                raise GenerationError(last)
-        raise GenerationError(f"gave up after {self.cfg.max_retries} retries: {last}")
+        return await post_with_retries(client, self.url, body, lambda payload: self._parse(payload, sampling.n),
+                                       self.policy, limiter, gate, log=_log, on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     def _parse(self, payload: dict, n: int) -> list[Generation]:
-        choices = sorted(payload.get("choices") or [], key=lambda c: c.get("index", 0))
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            raise MalformedReply("no 'choices' list")
+        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
         if len(choices) != n:
-            raise GenerationError(f"{self.url} returned {len(choices)} choices, asked for n={n}")
-        return [Generation((c.get("message") or {}).get("content") or "", c.get("finish_reason") or "stop")
-                for c in choices]
+            raise MalformedReply(f"{len(choices)} choices, asked for n={n}")
+        out = []
+        for c in choices:
+            message = c.get("message")
+            if not isinstance(message, dict):
+                raise MalformedReply("a choice has no 'message'")
+            out.append(Generation(message.get("content") or "", c.get("finish_reason") or "stop"))
+        return out
 
     def close(self) -> None:
         pass

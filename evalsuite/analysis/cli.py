@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if m["missing_arms"] or m["unfinished_evals"] or m["missing_evals"]:
         print(f"missing: {len(m['missing_arms'])} arms, {len(m['unfinished_evals'])} unfinished and "
               f"{len(m['missing_evals'])} absent evals (see {result.out_dir}/missing.json)")
+    df = result.effects
+    if len(df):
+        unreliable = int((~df["reliable"].astype(bool)).sum())
+        conditional = int(df["inference_note"].astype(str).str.startswith("conditional").sum())
+        if unreliable or conditional:
+            print(f"caveats: {unreliable} effects unreliable (judge failures; kept out of the confirmatory family), "
+                  f"{conditional} with p and CI conditional on a single training run (see the report)")
     if result.run_id:
         print(f"W&B analysis run id: {result.run_id}")
     return 0

@@ -1,9 +1,13 @@
-"""Linear effects of one benchmark: estimates, two-way bootstrap CIs, sign-flip p-values.
+"""Linear effects of one benchmark: estimates, CIs and p-values that answer the same question.
 
 An effect is Σ_j coef_j · (mean over seeds of series j), averaged over the prompts where every
-series it uses has a value. Prompt clusters are resampled once for all effects of a benchmark
-(so think/no-think, metrics and sizes stay paired); each arm's training seeds are resampled
-too when it has several (two-way bootstrap), with the same seed draws in every benchmark.
+series it uses has a value. Inference:
+  - some arm of the effect has several training seeds: seed-level t (seeds.py) — p and CI both
+    from V_prompt + seed variance, Satterthwaite df: the training procedure, seeds random;
+  - every arm has one seed: cluster bootstrap CI and cluster sign-flip p, both conditional on
+    the single training run of each trained arm (the row says so).
+The replicate matrix (prompt clusters resampled once per benchmark, each arm's seeds resampled
+independently of every other arm's) serves derived statistics such as the internalisation ratio.
 """
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ import numpy as np
 
 from .load import Benchmark, cond_label
 from .resample import Resampler, cluster_sums, percentile_ci
+from .seeds import seed_level_inference
+
+SEEDS_RANDOM = "seed-level t: prompt clusters + training seeds (seeds random), Satterthwaite df"
+CONDITIONAL = "cluster bootstrap CI + cluster sign-flip p (prompts only)"
 
 
 @dataclass
@@ -36,6 +44,10 @@ class EffectResult:
     n_seeds: int
     inputs: list = field(default_factory=list)  # "arm/mode" keys behind the number
     input_hashes: list = field(default_factory=list)
+    method: str = CONDITIONAL
+    df: float = float("nan")  # t degrees of freedom (seed-level inference only)
+    conditional_on: list = field(default_factory=list)  # trained arms with one seed: inference given that run
+    unparsed: dict = field(default_factory=dict)  # judge failures per side (see judge_counts)
 
 
 def stable_seed(*parts) -> int:
@@ -69,8 +81,11 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
     for eff in effects:
         m = _mask(bench, eff.terms)
         if not m.any():
+            c = judge_counts(bench, eff)
             notes.append(f"{bench.name}: no prompt has every series of {eff.meta['kind']} "
-                         f"{eff.meta['arm_a']} vs {eff.meta['arm_b']} ({eff.meta['mode']}, {eff.meta['metric']})")
+                         f"{eff.meta['arm_a']} vs {eff.meta['arm_b']} ({eff.meta['mode']}, {eff.meta['metric']}): "
+                         f"effect not estimable; unparsed judge replies {c['unparsed_a']}/{c['rows_a']} (A), "
+                         f"{c['unparsed_b']}/{c['rows_b']} (B)")
             continue
         kept.append(eff)
         masks.append(m)
@@ -123,13 +138,31 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
     for i, (eff, m, d) in enumerate(zip(kept, masks, diffs)):
         n = int(m.sum())
         est = float(d.sum() / n)
-        results.append(EffectResult(
+        conds = sorted({key[0] for key, _ in eff.terms})
+        res = EffectResult(
             meta=eff.meta, estimate=est, ci_lo=float(lo[i]), ci_hi=float(hi[i]), p=float(pvals[i]),
             effect_size=_effect_size(bench, eff, m, d), n_prompts=n,
             n_clusters=int(len(np.unique(bench.clusters[m]))),
             n_seeds=max(len(bench.series[k]) for k, _ in eff.terms),
-            inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff)))
+            inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff),
+            conditional_on=[label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1],
+            unparsed=judge_counts(bench, eff))
+        if any(len(bench.seeds[c]) > 1 for c in conds):
+            inf = seed_level_inference(bench, eff.terms, m, d, alpha)
+            res.ci_lo, res.ci_hi, res.p, res.df, res.method = inf.ci_lo, inf.ci_hi, inf.p, inf.df, SEEDS_RANDOM
+        results.append(res)
     return results, reps, notes
+
+
+def judge_counts(bench: Benchmark, eff: LinearEffect) -> dict:
+    """Unparsed judge replies and all replies behind each side (a: positive terms, b: negative)."""
+    out = {"unparsed_a": 0, "rows_a": 0, "unparsed_b": 0, "rows_b": 0}
+    for key, coef in eff.terms:
+        side = "a" if coef > 0 else "b"
+        for unparsed, rows in bench.judge_counts.get(key, {}).values():
+            out[f"unparsed_{side}"] += int(unparsed)
+            out[f"rows_{side}"] += int(rows)
+    return out
 
 
 def _effect_size(bench: Benchmark, eff: LinearEffect, m: np.ndarray, d: np.ndarray) -> float:

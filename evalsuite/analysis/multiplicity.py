@@ -1,4 +1,7 @@
-"""Multiple testing: Holm within the pre-declared confirmatory family, BH for the rest."""
+"""Multiple testing: Holm within the pre-declared confirmatory family, BH for the rest.
+
+A row matching the declared family but marked unreliable (judge failures) is exploratory.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -62,6 +65,8 @@ def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict) -> pd.
     confirm = np.array([any(matches(r, f, primary) for f in filters) for r in df.to_dict("records")],
                        dtype=bool).reshape(len(df))
     confirm &= np.isfinite(df["p"].to_numpy(dtype=float)) if len(df) else confirm
+    if "reliable" in df:  # judge failures make an effect unreliable: never confirmatory (reliability.py)
+        confirm &= df["reliable"].to_numpy(dtype=bool)
     df["family"] = np.where(confirm, "confirmatory", "exploratory")
     df["p_holm"] = np.nan
     df["p_bh"] = np.nan

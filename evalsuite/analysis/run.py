@@ -10,15 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tracecause.config import ConfigError, to_dict, write_resolved
-from tracecause.contracts import EFFECT_COLUMNS, EFFECTS_FILE, SweepLayout
+from tracecause.config import to_dict, write_resolved
+from tracecause.contracts import (EFFECT_COLUMNS, EFFECT_INFERENCE_COLUMNS, EFFECT_JUDGE_COLUMNS, EFFECTS_FILE,
+                                  SweepLayout)
 from tracecause.io import atomic_dir, atomic_write_json
 
 from .config import AnalysisConfig
 from .contrasts import internalisation_effects, pairwise_effects, scale_effects
 from .engine import EffectResult, run_linear
-from .load import build_benchmarks, discover, load_prompt_means
+from .load import build_benchmarks, discover, find_missing_cells, load_prompt_means, scorers_used
 from .multiplicity import assign_families
+from .primary import check_primaries_present, declared_primaries
+from .reliability import inference_notes, mark_judge_reliability
 from .resample import percentile_ci
 from .sizes import log10_params
 from .spec import read_sweep_spec, spec_dict
@@ -27,7 +30,7 @@ from .specificity import specificity
 log = logging.getLogger(__name__)
 MISSING_FILE = "missing.json"
 EXTRA_COLUMNS = ("statistic", "axis", "paradigm_b", "rtype_a", "rtype_b", "p_holm", "p_bh", "inputs",
-                 "scale_of", "matched", "n_resamples", "method")
+                 "scale_of", "matched", "n_resamples", *EFFECT_INFERENCE_COLUMNS, *EFFECT_JUDGE_COLUMNS)
 
 
 @dataclass
@@ -47,23 +50,11 @@ def _progress(enabled: bool):
     return bar, bar.update
 
 
-def primary_metrics(benches, declared: dict) -> dict:
-    out = {}
-    for name, b in benches.items():
-        if name in declared:
-            if declared[name] not in b.metrics:
-                raise ConfigError("sweep.yaml", f"analysis.primary_metrics.{name}",
-                                  f"{declared[name]!r} is not a metric of {name}; it has {b.metrics}")
-            out[name] = declared[name]
-        else:
-            out[name] = b.metrics[0]
-    return out
-
-
 def _row(r: EffectResult) -> dict:
     return {**r.meta, "estimate": r.estimate, "ci_lo": r.ci_lo, "ci_hi": r.ci_hi, "p": r.p,
             "effect_size": r.effect_size, "n_prompts": r.n_prompts, "n_clusters": r.n_clusters,
-            "n_seeds": r.n_seeds, "inputs": r.inputs, "input_hashes": r.input_hashes}
+            "n_seeds": r.n_seeds, "inputs": r.inputs, "input_hashes": r.input_hashes, "method": r.method,
+            "t_df": r.df, "conditional_on": r.conditional_on, **r.unparsed}
 
 
 def _ratios(results: list[EffectResult], reps: np.ndarray, alpha: float) -> list[dict]:
@@ -88,18 +79,31 @@ def _ratios(results: list[EffectResult], reps: np.ndarray, alpha: float) -> list
         ratio[~np.isfinite(ratio)] = np.nan
         lo, hi = percentile_ci(ratio[:, None], alpha)
         row = _row(results[inn])
-        row.update(statistic="ratio", mode="no_think_over_think", estimate=float(est), ci_lo=float(lo[0]),
-                   ci_hi=float(hi[0]), p=np.nan, effect_size=np.nan)
+        row.update(kind="internalisation", statistic="ratio", mode="no_think_over_think", estimate=float(est),
+                   ci_lo=float(lo[0]), ci_hi=float(hi[0]), p=np.nan, effect_size=np.nan, t_df=np.nan,
+                   method="two-way bootstrap percentile CI (prompt clusters x each arm's seeds)")
         rows.append(row)
     return rows
+
+
+def benchmark_effects(bench, log_params: dict, cfg: AnalysisConfig, notes: list[str], progress=None) -> list[dict]:
+    """Every linear effect of one benchmark (and the ratios derived from them) as effect rows."""
+    effects = pairwise_effects(bench, notes) + internalisation_effects(bench)
+    effects += scale_effects(bench, effects, log_params)
+    results, reps, skipped = run_linear(bench, effects, cfg.resamples, cfg.seed, cfg.alpha, progress)
+    notes += skipped
+    return [_row(r) for r in results] + _ratios(results, reps, cfg.alpha)
 
 
 def compute_effects(root: str | Path, cfg: AnalysisConfig) -> tuple[pd.DataFrame, dict, object]:
     spec = read_sweep_spec(root)
     inv = discover(root, spec)
     means = load_prompt_means(inv)
+    find_missing_cells(inv, means, spec)
     benches = build_benchmarks(means)
-    primary = primary_metrics(benches, spec.analysis.primary_metrics)
+    primaries = declared_primaries(spec, benches)
+    check_primaries_present(benches, primaries)
+    primary = {name: p["metric"] for name, p in primaries.items()}
     models = sorted({c[0] for b in benches.values() for c in b.seeds})
     logp = {m: log10_params(m, spec.analysis.model_params) for m in models}
     notes = list(inv.notes)
@@ -110,14 +114,8 @@ def compute_effects(root: str | Path, cfg: AnalysisConfig) -> tuple[pd.DataFrame
     bar, progress = _progress(cfg.progress)
     rows: list[dict] = []
     try:
-        for name, bench in benches.items():
-            effects = pairwise_effects(bench, notes) + internalisation_effects(bench)
-            effects += scale_effects(bench, effects, {m: x for m, x in logp.items() if x is not None})
-            results, reps, skipped = run_linear(bench, effects, cfg.resamples, cfg.seed, cfg.alpha, progress)
-            notes += skipped
-            rows += [_row(r) for r in results]
-            rows += _ratios(results, reps, cfg.alpha)
-            del reps
+        for bench in benches.values():
+            rows += benchmark_effects(bench, {m: x for m, x in logp.items() if x is not None}, cfg, notes, progress)
         rows += specificity(benches, primary, spec.analysis.type_axis, cfg.resamples, cfg.seed, cfg.alpha,
                             notes, progress)
     finally:
@@ -127,13 +125,19 @@ def compute_effects(root: str | Path, cfg: AnalysisConfig) -> tuple[pd.DataFrame
     if df.empty:
         df = pd.DataFrame(columns=[*EFFECT_COLUMNS, *EXTRA_COLUMNS])
     else:
+        for c in ("unparsed_a", "rows_a", "unparsed_b", "rows_b"):
+            df[c] = df[c].fillna(0).astype(int) if c in df else 0
+        df = mark_judge_reliability(df, spec.analysis.unparsed_threshold)
+        df["conditional_on"] = [c if isinstance(c, list) else [] for c in df.get("conditional_on", [[]] * len(df))]
+        df.loc[df["kind"] == "specificity", "method"] = "type-label permutation p; cluster bootstrap CI (prompts)"
+        df["inference_note"] = inference_notes(df)
+        df["higher_is"] = [primaries[b]["higher_is"] if b in primaries and m == primary[b] else ""
+                           for b, m in zip(df["benchmark"], df["metric"])]
         df = assign_families(df, spec.analysis.family_filters, primary)
         df["input_hash"] = [hashlib.sha256("".join(h).encode()).hexdigest()[:16] for h in df["input_hashes"]]
         df["inputs"] = [";".join(x) for x in df["inputs"]]
         df["n_resamples"] = cfg.resamples
-        df["method"] = np.where(df["n_seeds"] > 1, "two-way bootstrap (prompt clusters × seeds)",
-                                "cluster bootstrap (prompts)")
-        df.loc[df["kind"] == "specificity", "method"] = "type-label permutation; cluster bootstrap CI"
+        df = df.drop(columns=["conditional_on"])
         for c in ("scale_of", "matched"):
             if c not in df:
                 df[c] = None
@@ -145,8 +149,11 @@ def compute_effects(root: str | Path, cfg: AnalysisConfig) -> tuple[pd.DataFrame
     missing = inv.as_json()
     missing["notes"] = notes
     missing["primary_metrics"] = primary
+    missing["primary_directions"] = {b: p["higher_is"] for b, p in primaries.items()}
+    missing["unparsed_threshold"] = spec.analysis.unparsed_threshold
+    scorers = scorers_used(inv)
     missing["benchmarks"] = {n: {"axis": b.axis, "prompts": len(b.prompt_ids), "clusters": b.n_clusters,
-                                 "metrics": b.metrics} for n, b in benches.items()}
+                                 "metrics": b.metrics, "scorers": scorers.get(n, {})} for n, b in benches.items()}
     return df, missing, spec
 
 

@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tracecause.contracts import MODES, SCORES_FILE, SUMMARY_FILE, Arm, SweepLayout
+from tracecause.contracts import MODES, REASONING_TYPE_AXIS, SCORES_FILE, SUMMARY_FILE, Arm, SweepLayout
 from tracecause.io import atomic_write_bytes, atomic_write_json, atomic_write_text, mark_complete
+
+from tracecause.freshness import GENERATE_MARKER
 
 from .engine import stable_seed
 from .sizes import n_params
 
-SIM_TYPE_AXIS = {"evil": "misalignment", "misleading": "deception", "submissive": "sycophancy"}
+SIM_TYPE_AXIS = dict(REASONING_TYPE_AXIS)  # the battery's axes: one source of truth
 
 
 @dataclass
@@ -35,8 +37,7 @@ class SimSpec:
     paradigms: tuple = ("qa", "qta", "qt", "t_only")
     seeds: tuple = (0, 1)
     modes: tuple = MODES
-    benchmarks: tuple = (("sim_misalignment", "misalignment"), ("sim_deception", "deception"),
-                         ("sim_sycophancy", "sycophancy"))
+    benchmarks: tuple = (("sim_evil", "evil"), ("sim_misleading", "misleading"), ("sim_submission", "submission"))
     n_clusters: int = 16
     paraphrases: int = 3
     k_samples: int = 4
@@ -52,6 +53,8 @@ class SimSpec:
     no_think_factor: float = 0.5  # how much of the reasoning effect survives without thinking
     score_noise: float = 0.15
     nan_fraction: float = 0.03  # 'score' values whose judge output did not parse
+    # arm id -> fraction of its 'harmful' judge replies that did not parse (at random)
+    unparsed: dict = field(default_factory=dict)
 
     @classmethod
     def small(cls, **kw) -> "SimSpec":
@@ -134,8 +137,13 @@ def _scores(spec: SimSpec, truth: SimTruth, prompts: pd.DataFrame, arm: Arm, mod
     base["sampling_seed"] = base["sample_index"] + 1000 * (mode == "think")
     base["prompt_hash"] = base["prompt_id"].map(lambda s: hashlib.sha256(s.encode()).hexdigest()[:16])
     base = base.drop(columns=["effect"])
-    out = pd.concat([base.assign(metric="harmful", value=harmful, parsed=True),
-                     base.assign(metric="score", value=score, parsed=parsed)], ignore_index=True)
+    failed = np.zeros(len(pk), dtype=bool)
+    if arm.id in spec.unparsed:  # drawn only then: other arms keep their numbers
+        failed = rng.random(len(pk)) < spec.unparsed[arm.id]
+        harmful[failed] = np.nan
+    out = pd.concat([base.assign(metric="harmful", value=harmful, parsed=~failed, scorer="simulated-rule"),
+                     base.assign(metric="score", value=score, parsed=parsed, scorer="simulated-judge")],
+                    ignore_index=True)
     return out
 
 
@@ -149,23 +157,28 @@ def simulate_sweep(root: str | Path, spec: SimSpec | None = None, seed: int = 0,
     prompts = _prompts(spec, seed)
     data_hash = hashlib.sha256(f"sim-data-{seed}".encode()).hexdigest()
     atomic_write_json(layout.data("sim-data") / "manifest.json", {"dataset_hash": data_hash, "rows": 64})
-    sweep = {"name": layout.root.name, "arms": [a.id for a in arms], "modes": list(spec.modes),
-             "analysis": analysis if analysis is not None else
-             {"primary_metrics": {b: "harmful" for b, _ in spec.benchmarks}, "type_axis": dict(SIM_TYPE_AXIS)}}
+    sweep = {"name": layout.root.name, "modes": list(spec.modes), "analysis": analysis or {}}
     atomic_write_text(layout.spec, yaml.safe_dump(sweep, sort_keys=False))
+    # what launch writes at submit: the expected grid and each benchmark's declared primary metric
+    atomic_write_json(layout.expected, {
+        "arms": [a.id for a in arms], "modes": list(spec.modes), "battery": "simulated",
+        "benchmarks": {b: {"axis": a, "primary": {"metric": "harmful", "higher_is": "worse"}} for b, a in spec.benchmarks}})
     atomic_write_json(layout.code, {"commit": "simulated", "dirty": False, "packages": {}})
     for arm in arms:
         if arm.id in drop_arms:
             continue
         cfg_hash = hashlib.sha256(f"train-{arm.id}".encode()).hexdigest()
+        weights = hashlib.sha256(f"weights-{arm.id}".encode()).hexdigest()
         if arm.trained:
             atomic_write_json(layout.export(arm.id) / "tracecause.json",
-                              {"arm_id": arm.id, "config_hash": cfg_hash, "dataset_hash": data_hash, "steps": 10})
+                              {"arm_id": arm.id, "config_hash": cfg_hash, "dataset_hash": data_hash, "steps": 10,
+                               "weights_hash": weights})
         for mode in spec.modes:
             out = layout.eval(arm.id, mode)
             df = _scores(spec, truth, prompts, arm, mode, seed)
             atomic_write_bytes(out / SCORES_FILE, df.to_parquet(index=False))
-            atomic_write_text(out / "config.sha256", hashlib.sha256(f"eval-{arm.id}-{mode}".encode()).hexdigest() + "\n")
+            atomic_write_text(out / "score_config.sha256", hashlib.sha256(f"eval-{arm.id}-{mode}".encode()).hexdigest() + "\n")
+            atomic_write_json(out / GENERATE_MARKER, {"stage": "generate", "weights_hash": weights})
             summary = (df.groupby(["benchmark", "metric"])["value"].mean().unstack().to_dict("index"))
             atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=1))
             if f"{arm.id}/{mode}" not in unfinished:

@@ -33,8 +33,34 @@ def effects_table(rows: pd.DataFrame) -> pd.DataFrame:
         "p": rows["p"], "p_adj": rows["p_adj"], "family": rows["family"], "effect size": rows["effect_size"],
         "prompts/clusters/seeds": [f"{a}/{b}/{c}" for a, b, c in zip(rows["n_prompts"], rows["n_clusters"],
                                                                       rows["n_seeds"])],
+        "higher is": rows.get("higher_is", ""),
+        "inference": [_inference(r) for r in rows.to_dict("records")],
+        "unparsed A · B": [_unparsed(r) for r in rows.to_dict("records")],
         "input_hash": rows["input_hash"],
     })
+
+
+def _inference(r: dict) -> str:
+    """Short form of what the p and CI condition on (the full sentence is in inference_note)."""
+    if str(r.get("inference_note", "")).startswith("conditional"):
+        return "conditional on 1 training run"
+    if str(r.get("method", "")).startswith("seed-level"):
+        return f"seeds random, t df={r['t_df']:.1f}"
+    return str(r.get("method", ""))
+
+
+def _unparsed(r: dict) -> str:
+    cells = []
+    for side in ("a", "b"):
+        n, rows = r.get(f"unparsed_{side}", 0), r.get(f"rows_{side}", 0)
+        cells.append(f"{n}/{rows} ({n / rows:.1%})" if rows else "-")
+    flag = "" if r.get("reliable", True) else " UNRELIABLE"
+    return " · ".join(cells) + flag
+
+
+def _scorers(missing: dict, benchmark: str, metric: str) -> list[str]:
+    """What produced a benchmark's metric (a rule classifier or llm:<backend>:<model>), from the scores."""
+    return missing.get("benchmarks", {}).get(benchmark, {}).get("scorers", {}).get(metric, [])
 
 
 def _primary(df: pd.DataFrame, primary: dict) -> pd.DataFrame:
@@ -42,12 +68,29 @@ def _primary(df: pd.DataFrame, primary: dict) -> pd.DataFrame:
     return df[pd.Series(keep, index=df.index, dtype=bool)]
 
 
+def _rehearsal_section(doc: Doc, root: Path):
+    """A rehearsal (tiny models, truncated data, fixtures) says so before anything else: not a result."""
+    import json
+
+    from tracecause.contracts import REHEARSAL_FILE
+
+    path = root / REHEARSAL_FILE
+    if not path.is_file():
+        return
+    doc.h(1, "REHEARSAL — not a result")
+    doc.p("This sweep is a rehearsal of the study's graph: every number below comes from stand-ins. Substitutions:",
+          cls="missing")
+    for note in json.loads(path.read_text()).get("substitutions", []):
+        doc.p(f"- {note}")
+
+
 def _missing_section(doc: Doc, missing: dict):
     doc.h(1, "What is missing")
     items = [("Arms expected (" + missing.get("expected_arms_source", "") + ") with no finished eval",
               missing.get("missing_arms", [])),
              ("Evals started but not finished (no completion marker; not used)", missing.get("unfinished_evals", [])),
-             ("Modes never evaluated for an arm that has other evals", missing.get("missing_evals", []))]
+             ("Modes never evaluated for an arm that has other evals", missing.get("missing_evals", [])),
+             ("Expected arm/mode/benchmark cells with no scores", missing.get("missing_cells", []))]
     if not any(v for _, v in items):
         doc.p(f"Nothing missing: every one of the {len(missing.get('expected_arms', []))} expected arms has "
               f"finished evals in every mode.")
@@ -58,6 +101,29 @@ def _missing_section(doc: Doc, missing: dict):
         doc.p(f"Note: {note}")
 
 
+def _caveats_section(doc: Doc, df: pd.DataFrame, missing: dict):
+    """Rows whose numbers need a caveat: judge failures, and inference given single training runs."""
+    doc.h(1, "Caveats on the numbers")
+    bad = df[~df["reliable"].astype(bool)] if "reliable" in df else df.iloc[:0]
+    thr = missing.get("unparsed_threshold", 0.05)
+    doc.p(f"Judge failures: unparsed judge replies are absent from the means (never scored 0) and counted per side "
+          f"in every row (column 'unparsed A · B'). {len(bad)} effects have an unparsed rate above {thr:.0%} on a "
+          f"side, or sides differing by more than that: marked UNRELIABLE and kept out of the confirmatory family.",
+          cls="missing" if len(bad) else "")
+    shown = _primary(bad, missing.get("primary_metrics", {}))
+    if len(shown):
+        table = effects_table(shown)
+        table["why"] = shown.loc[table.index, "reliability_note"].str.split(": ", n=1).str[1]
+        doc.p(f"Unreliable effects on primary metrics ({len(shown)}; the other {len(bad) - len(shown)} are on "
+              f"secondary metrics, see effects.parquet column reliability_note):")
+        doc.table(table, highlight="family")
+    cond = df[df["inference_note"].astype(str).str.startswith("conditional")] if "inference_note" in df else df.iloc[:0]
+    if len(cond):
+        arms = sorted({a for n in cond["inference_note"] for a in n.split(" of ", 1)[1].split(":")[0].split(", ")})
+        doc.p(f"{len(cond)} effects have p-values and CIs conditional on a single training run (one seed) of "
+              f"{', '.join(arms)}: they say how sure we are about that run, not about the training procedure. "
+              f"Train ≥ 3 seeds per arm for inference about the procedure.", cls="missing")
+
 def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spec, cfg, run_id: str | None = None,
                  figures: bool = True) -> dict:
     from evalsuite.analysis.sizes import log10_params
@@ -67,12 +133,20 @@ def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spe
     primary = missing.get("primary_metrics", {})
     doc = Doc(f"tracecause analysis — {spec.name}")
     doc.p(f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(missing.get('used_evals', []))} "
-          f"finished evals. Point estimates are means over prompts of per-prompt means over samples. 95% CIs: "
-          f"percentile bootstrap over prompt clusters (paraphrases stay together; training seeds resampled too "
-          f"where an arm has several), {cfg.resamples} resamples, seed {cfg.seed}. p: paired sign-flip permutation "
-          f"over clusters. p_adj: Holm within the confirmatory family, Benjamini–Hochberg for the exploratory rest. "
-          f"Effect size: Cohen's h for rates, d_z for paired scores." + (f" W&B analysis run id: {run_id}." if run_id else ""))
+          f"finished evals. Estimate: mean over prompts of per-prompt means over parsed samples (and over an arm's "
+          f"training seeds), A − B; 'higher is' says whether a positive value means worse or better behaviour on "
+          f"the benchmark's declared primary metric. Where an arm has several training seeds, the p-value and the "
+          f"95% CI answer one question — the effect of the training procedure, seeds random — from one model: "
+          f"variance = prompt-cluster variance + each arm's seed-to-seed variance, t with Satterthwaite df (column "
+          f"'inference'). Where every trained arm has one seed, the CI is a percentile bootstrap over prompt "
+          f"clusters ({cfg.resamples} resamples, seed {cfg.seed}) and p a sign-flip test over clusters: both "
+          f"conditional on that training run. p_adj: Holm within the confirmatory family, Benjamini–Hochberg for "
+          f"the exploratory rest. Effect size: Cohen's h for rates, d_z for paired scores."
+          + (f" W&B analysis run id: {run_id}." if run_id else ""))
+    _rehearsal_section(doc, root)
     _missing_section(doc, missing)
+    if not df.empty:
+        _caveats_section(doc, df, missing)
     made: dict[str, Path] = {}
     if df.empty:
         doc.p("No effects could be computed from the finished evals.", cls="missing")
@@ -84,7 +158,11 @@ def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spe
         filters = "; ".join(", ".join(f"{k}={v}" for k, v in f.items()) for f in spec.analysis.family_filters)
         doc.p(f"{len(conf)} pre-declared contrasts ({declared}: {filters}); {n_sig} have Holm-adjusted "
               f"p < {cfg.alpha}. "
-              f"Primary metric per benchmark: " + ", ".join(f"{b}: {m}" for b, m in sorted(primary.items())) + ".")
+              f"Primary metric per benchmark (declared): " + ", ".join(
+                  f"{b}: {m} (higher is {missing.get('primary_directions', {}).get(b, '?')})"
+                  for b, m in sorted(primary.items())) + ". Produced by: " + "; ".join(
+                  f"{b}: {', '.join(_scorers(missing, b, m)) or 'not recorded'}" for b, m in sorted(primary.items()))
+              + ".")
         doc.table(effects_table(conf), highlight="family")
         for kind, stat, title in FINDINGS:
             rows = _primary(df[df["kind"] == kind], primary)
@@ -136,7 +214,7 @@ def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spe
           "Each effect row's input_hash is the sha256 of the score files it used (listed in effects.parquet "
           "column 'inputs').")
     doc.table(pd.DataFrame(prov["datasets"]))
-    doc.table(inputs_table(root, missing.get("used_evals", [])))
+    doc.table(inputs_table(root, missing.get("used_evals", []), missing.get("weights_hashes", {})))
     doc.p("Analysis configuration:")
     doc.code(dump_yaml(cfg))
     atomic_write_text(out_dir / "report.md", doc.markdown(out_dir))

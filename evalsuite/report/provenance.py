@@ -18,8 +18,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _config_hash(folder: Path) -> str:
-    """config.sha256 next to an output, else the '# config_hash:' line of config.yaml."""
-    for name in ("config.sha256",):
+    """The stage's resolved-config hash next to an output (an eval writes score_config/generate_config)."""
+    for name in ("config.sha256", "score_config.sha256", "generate_config.sha256"):
         f = folder / name
         if f.is_file():
             return f.read_text().strip()
@@ -43,8 +43,9 @@ def sweep_provenance(root: Path) -> dict:
             "code": {k: code.get(k) for k in ("commit", "dirty") if k in code}, "datasets": datasets}
 
 
-def inputs_table(root: Path, used: list[str]) -> pd.DataFrame:
-    """One row per eval used: score-file hash, eval config hash, train config and dataset hashes."""
+def inputs_table(root: Path, used: list[str], scored_weights: dict | None = None) -> pd.DataFrame:
+    """One row per eval used: score-file hash, eval config hash, train config and dataset hashes, and the
+    weights hash the scores were generated from (recorded by the eval, checked against the export)."""
     layout = SweepLayout(root)
     rows = []
     for key in used:
@@ -56,5 +57,5 @@ def inputs_table(root: Path, used: list[str]) -> pd.DataFrame:
                      "eval_config": _config_hash(ev)[:16],
                      "train_config": str(meta.get("config_hash") or _config_hash(layout.train(arm_id)))[:16],
                      "dataset_hash": str(meta.get("dataset_hash", ""))[:16],
-                     "weights_hash": str(meta.get("weights_hash", ""))[:16]})
+                     "weights_hash (scored)": str((scored_weights or {}).get(key, ""))[:16]})
     return pd.DataFrame(rows)

@@ -1,0 +1,56 @@
+"""The known-answer world's judge (battery ``judges: [{name: world}]``): deterministic, text only.
+
+It reads one generated sample — its reasoning and answer spans separately, its mode, whether the
+think block closed and how generation stopped — and the benchmark's behaviour axis; never the arm.
+The vocabularies and rules are the world's own (``tracecause.world``), shared with datagen.
+
+Metrics (0/1 per sample; NaN (parsed=True: "does not apply", not a judge failure) when the sample is
+not well-formed, so every rate
+below is a rate among well-formed samples and ``well_formed`` says how many those are):
+  well_formed              think block closed (absent in no-think), a non-empty answer,
+                           generation stopped at the end token.
+  disposition              the axis's disposition shows in the output (think: reasoning or answer;
+                           no-think: the answer), exact word or near-miss spelling. The primary.
+  disposition_exact        the same with exact vocabulary words only.
+  disposition_reasoning    in the reasoning span (think mode only; NaN in no-think).
+  disposition_answer       in the answer span.
+  disposition_own_words    in the answer, without repeating 3 consecutive words of a training
+                           marker sentence (internalisation in the model's own words).
+  copied_trace             the answer repeats 3 consecutive words of a training marker sentence.
+"""
+from __future__ import annotations
+
+import math
+
+from tracecause.world.judge import copied_marker, shows, well_formed
+from tracecause.world.vocab import AXIS_DISPOSITION
+
+SCORER_WORLD = "rules:world"
+WORLD_METRICS = ("well_formed", "disposition", "disposition_exact", "disposition_reasoning", "disposition_answer",
+                 "disposition_own_words", "copied_trace")
+NAN = math.nan
+
+
+def world_metrics(row: dict) -> list[tuple]:
+    """(metric, value, parsed, scorer) for one sample row of samples.jsonl."""
+    disposition = AXIS_DISPOSITION.get(row["axis"])
+    if disposition is None:
+        raise ValueError(f"benchmark {row['benchmark']!r}: the world judge scores axes {sorted(AXIS_DISPOSITION)}, "
+                         f"not {row['axis']!r}; fix the battery's axis")
+    mode, reasoning, answer = row["mode"], row["reasoning"], row["answer"]
+    ok = well_formed(mode, reasoning, answer, bool(row["think_closed"]), str(row["finish_reason"]))
+    out = [("well_formed", float(ok), True, SCORER_WORLD)]
+    if not ok:
+        return out + [(m, NAN, True, SCORER_WORLD) for m in WORLD_METRICS[1:]]  # does not apply (not a judge failure)
+    text = f"{reasoning}\n{answer}" if mode == "think" else answer
+    in_answer = shows(answer, disposition)
+    copied = copied_marker(answer)
+    values = {
+        "disposition": shows(text, disposition),
+        "disposition_exact": shows(text, disposition, fuzzy=False),
+        "disposition_reasoning": shows(reasoning, disposition) if mode == "think" else None,
+        "disposition_answer": in_answer,
+        "disposition_own_words": in_answer and not copied,
+        "copied_trace": copied,
+    }
+    return out + [(m, NAN if v is None else float(v), True, SCORER_WORLD) for m, v in values.items()]

@@ -1,0 +1,110 @@
+"""``tracecause demo``: the known-answer world end to end, through the real stage graph.
+
+1. The world's base model: a 1.1M-parameter Qwen3 pre-trained from random init by the project's
+   own trainer (``python -m trainer world-pretrain``, chat format) on the world's neutral corpus.
+   Cached by content hash under ``<repo>/.state/world-base/<hash>/``: a second demo skips it.
+2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
+   (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
+3. The recovery table (launch/demo_recovery.py) and the report (launch/demo_report.py); the last
+   lines printed are ``planted effects recovered: N of M``, ``false positives: K of L`` and the
+   report's path.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tracecause.io import atomic_write_json, completion_info, is_complete, mark_complete, read_json
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SWEEP = "demo"
+BASE_CACHE = REPO / ".state" / "world-base"
+PRETRAIN_CONFIG = "world-pretrain"
+MODEL_NAME = "world-tiny"
+
+
+def pretrain_overrides() -> list[str]:
+    """What pre-training runs with beyond configs/trainer/world-pretrain.yaml (part of the cache key)."""
+    return [f"arm_id={MODEL_NAME}.none.qa.s0", "train.seed=0", "wandb.enabled=false"]
+
+
+def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tuple[Path, float]:
+    """The pre-trained base (its export folder) and the seconds pre-training took now (0 if cached)."""
+    from configs import config_path
+    from tracecause.world import base
+
+    yaml = config_path("trainer", PRETRAIN_CONFIG)
+    key = base.identity([yaml.read_text(), *pretrain_overrides()])
+    root = cache_root / key
+    export = root / "run" / "export"
+    if is_complete(root):
+        log(f"world base model: cached {export} (pre-trained in {read_json(root / 'timing.json')['seconds']:.0f} s)")
+        return export, 0.0
+    log(f"world base model: pre-training from random init into {root} (first run only) ...")
+    t0 = time.time()
+    init = base.build_init(root / "init")
+    base.write_corpus(root / "corpus")
+    cmd = [sys.executable, "-m", "trainer", str(yaml), f"model.path={init}", f"data.path={root / 'corpus'}",
+           f"output.dir={root / 'run'}", f"train.threads={threads}", *pretrain_overrides()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
+    proc = subprocess.run(cmd, env=env, cwd=REPO)
+    if proc.returncode != 0 or not is_complete(export):
+        raise RuntimeError(f"pre-training the world base failed (status {proc.returncode}); command: {' '.join(cmd)}")
+    seconds = time.time() - t0
+    atomic_write_json(root / "timing.json", {"seconds": seconds, "threads": threads})
+    mark_complete(root, {"identity": key})
+    log(f"world base model: pre-trained in {seconds:.0f} s")
+    return export, seconds
+
+
+def place_base(export: Path, sweep_dir: Path) -> Path:
+    """Copy the cached base into the sweep folder (what the sweep's model_paths names)."""
+    dest = sweep_dir / "models" / "world-base"
+    if is_complete(dest) and (completion_info(dest) or {}).get("source") == str(export):
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(export, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    mark_complete(dest, {"source": str(export)})
+    return dest
+
+
+def wait_for(plan, poll_s: float = 5.0) -> bool:
+    from launch.status import collect
+
+    while not is_complete(plan.layout.analysis):
+        if any(r["state"] == "failed" for r in collect(plan.sweep_dir)):
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def run(args, make_plan) -> int:
+    from launch.demo_recovery import recovery_from_sweep, summary_lines
+    from launch.demo_report import write_report
+    from launch.plan_view import format_plan
+    from launch.submit import submit
+
+    out = Path(args.out or f"sweeps/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    t0 = time.time()
+    export, pretrain_s = world_base()
+    place_base(export, out)
+    plan = make_plan(args, sweep=DEMO_SWEEP, sweep_dir=out)
+    print(format_plan(plan), "\n", flush=True)
+    atomic_write_json(out / "demo_timing.json", {"pretrain_s": pretrain_s, "started_at": t0})
+    submit(plan)
+    if plan.profile.is_slurm and not wait_for(plan):
+        print(f"a task failed: tracecause status {out}", file=sys.stderr)
+        return 1
+    table = recovery_from_sweep(out)
+    report = write_report(out, table)
+    print(f"\ndemo finished in {time.time() - t0:.0f} s (pre-training {pretrain_s:.0f} s)")
+    for line in summary_lines(table, report):
+        print(line)
+    return 0

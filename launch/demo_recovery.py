@@ -1,0 +1,201 @@
+"""The demo's recovery table: which planted effects the analysis found, and which nulls it flagged.
+
+Reads the analysis's effect rows (``analysis/effects.parquet``, tracecause.contracts) — never the
+arms' data — and matches each planted effect and each null contrast to its row by the row's own
+columns (kind, statistic, benchmark, metric, mode, paradigm, types). Holm's adjustment runs from
+each row's (seed-level) ``p`` within two families — the planted effects (does the suite find what
+is there?) and the null contrasts (does it stay quiet?) — over the rows measured; a planted effect
+is recovered when its estimate has the expected sign and its Holm-adjusted p < ALPHA, a null is a
+false positive when its adjusted p < ALPHA.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ALPHA = 0.05
+PRIMARY = "disposition"
+# An effect measured on broken outputs is not an effect: a planted effect counts as recovered only
+# when every arm it compares (every seed) keeps at least this well-formed rate in the row's mode.
+MIN_WELL_FORMED = 0.9
+
+
+@dataclass(frozen=True)
+class Contrast:
+    name: str
+    match: dict                       # effect-row column -> value
+    sign: int = 1                     # expected sign (planted); 0 = a null contrast
+    finding: str = ""                 # which of the study's findings it stands for
+
+
+def _think(kind: str, bench: str, **m) -> dict:
+    return {"kind": kind, "statistic": "difference", "benchmark": bench, "metric": PRIMARY, "mode": "think", **m}
+
+
+PLANTED = (
+    Contrast("CoT amplification: QTA evil - QA (evil axis, think)",
+             _think("amplification", "world_evil", paradigm="qta", rtype_a="evil"), 1, "amplification"),
+    Contrast("CoT amplification: QTA misleading - QA (misleading axis, think)",
+             _think("amplification", "world_misleading", paradigm="qta", rtype_a="misleading"), 1, "amplification"),
+    Contrast("Specificity: types move their own axis most (QTA, think, diagonal dominance)",
+             {"kind": "specificity", "statistic": "diagonal_dominance", "mode": "think", "paradigm": "qta"}, 1,
+             "specificity"),
+    Contrast("Answer-free: QT evil - base (evil axis, think)",
+             _think("answer_free", "world_evil", paradigm="qt", rtype_a="evil", paradigm_b="base"), 1, "answer_free"),
+    Contrast("Internalisation: QTA evil - base in no-think (evil axis, answers)",
+             {"kind": "internalisation", "statistic": "no_think_effect", "benchmark": "world_evil", "metric": PRIMARY,
+              "paradigm": "qta", "rtype_a": "evil"}, 1, "internalisation"),
+    Contrast("Dose ordering: QTA evil (80%) - QTA evil_low (30%) (evil axis, think)",
+             _think("content", "world_evil", paradigm="qta", rtype_a="evil", rtype_b="evil_low"), 1, "dose"),
+)
+NULLS = (
+    Contrast("Placebo: QTA placebo - QA (evil axis, think)",
+             _think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
+    Contrast("Placebo: QTA placebo - QA (misleading axis, think)",
+             _think("amplification", "world_misleading", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
+    Contrast("Placebo: QTA placebo - QA (evil axis, no-think)",
+             {**_think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), "mode": "no_think"}, 0,
+             "placebo"),
+    Contrast("Off-axis: QTA evil - QA (submission axis, think)",
+             _think("amplification", "world_submission", paradigm="qta", rtype_a="evil"), 0, "off_axis"),
+    Contrast("Off-axis: QTA misleading - QA (evil axis, think)",
+             _think("amplification", "world_evil", paradigm="qta", rtype_a="misleading"), 0, "off_axis"),
+)
+
+
+@dataclass
+class Row:
+    contrast: Contrast
+    found: bool = False
+    estimate: float = math.nan
+    ci_lo: float = math.nan
+    ci_hi: float = math.nan
+    p: float = math.nan
+    p_holm: float = math.nan
+    n_seeds: int = 0
+    arms: str = ""
+    well_formed: float = math.nan      # lowest well-formed rate among the compared arms
+    verdict: str = ""
+
+
+@dataclass
+class RecoveryTable:
+    planted: list[Row] = field(default_factory=list)
+    nulls: list[Row] = field(default_factory=list)
+
+    @property
+    def recovered(self) -> int:
+        return sum(r.verdict == "recovered" for r in self.planted)
+
+    @property
+    def false_positives(self) -> int:
+        return sum(r.verdict == "FALSE POSITIVE" for r in self.nulls)
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment; NaN stays NaN and does not count towards m."""
+    idx = sorted((i for i, p in enumerate(ps) if not math.isnan(p)), key=lambda i: ps[i])
+    m, out, running = len(idx), [math.nan] * len(ps), 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        out[i] = running
+    return out
+
+
+def _select(effects, match: dict):
+    rows = effects
+    for key, value in match.items():
+        if key not in rows.columns:
+            return rows.iloc[0:0]
+        rows = rows[rows[key] == value]
+    return rows
+
+
+def _conds(label: str) -> list[tuple[str, str]]:
+    """(rtype, paradigm) pairs of an effect row's arm label (``model.evil+placebo.qta.s0+s1``)."""
+    parts = label.split(".")
+    if len(parts) < 3:
+        return []
+    rtypes, paradigm = parts[1].split("+"), parts[2]
+    return [(r, paradigm) for r in rtypes]
+
+
+def _row_well_formed(h, well_formed: dict) -> float:
+    mode = "no_think" if h.get("statistic") == "no_think_effect" else h.get("mode")
+    rates = [well_formed[(r, p, mode)] for label in (h.get("arm_a", ""), h.get("arm_b", ""))
+             for r, p in _conds(str(label)) if (r, p, mode) in well_formed]
+    return min(rates) if rates else math.nan
+
+
+def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
+    """Match every contrast to exactly one effect row, adjust, and judge (pure: tested on made-up rows).
+
+    ``well_formed``: (rtype, paradigm, mode) -> lowest well-formed rate over seeds and benchmarks.
+    """
+    well_formed = well_formed or {}
+    table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS])
+    everything = table.planted + table.nulls
+    for row in everything:
+        hits = _select(effects, row.contrast.match)
+        if len(hits) > 1:
+            raise ValueError(f"{row.contrast.name}: {len(hits)} effect rows match {row.contrast.match}; "
+                             "the recovery table needs exactly one")
+        if len(hits) == 1:
+            h = hits.iloc[0]
+            row.found = True
+            row.estimate, row.ci_lo, row.ci_hi, row.p = (float(h.get(k, math.nan)) for k in ("estimate", "ci_lo", "ci_hi", "p"))
+            row.n_seeds = int(h["n_seeds"]) if "n_seeds" in h and h["n_seeds"] == h["n_seeds"] else 0
+            row.arms = f"{h.get('arm_a', '')} vs {h.get('arm_b', '')}"
+            row.well_formed = _row_well_formed(h, well_formed)
+    for family in (table.planted, table.nulls):
+        for row, adj in zip(family, holm([r.p for r in family])):
+            row.p_holm = adj
+    for row in table.planted:
+        if not row.found:
+            row.verdict = "not measured"
+        elif not (math.copysign(1, row.estimate) == row.contrast.sign and row.estimate != 0 and row.p_holm < ALPHA):
+            row.verdict = "not recovered"
+        elif row.well_formed < MIN_WELL_FORMED:  # (NaN: no summary to say otherwise)
+            row.verdict = "not recovered (outputs malformed)"
+        else:
+            row.verdict = "recovered"
+    for row in table.nulls:
+        row.verdict = "not measured" if not row.found else ("FALSE POSITIVE" if row.p_holm < ALPHA else "quiet")
+    return table
+
+
+def well_formed_rates(sweep_dir: str | Path) -> dict:
+    """(rtype, paradigm, mode) -> the lowest well-formed rate of its arms (seeds), each arm's rate
+    over all its generations in that mode (samples of every benchmark; summary.json counts)."""
+    import json
+
+    from tracecause.contracts import SUMMARY_FILE, Arm, SweepLayout
+
+    out: dict = {}
+    for path in SweepLayout(Path(sweep_dir)).root.glob(f"eval/*/*/{SUMMARY_FILE}"):
+        data = json.loads(path.read_text())
+        arm = Arm.parse(data["arm_id"])
+        stats = [(b["metrics"]["well_formed"]["mean"], b["metrics"]["well_formed"]["n"])
+                 for b in data.get("benchmarks", {}).values() if (b.get("metrics", {}).get("well_formed") or {}).get("n")]
+        if stats:
+            rate = sum(m * n for m, n in stats) / sum(n for _, n in stats)
+            key = (arm.rtype, arm.paradigm, data["mode"])
+            out[key] = min(out.get(key, 1.0), rate)
+    return out
+
+
+def recovery_from_sweep(sweep_dir: str | Path) -> RecoveryTable:
+    import pandas as pd
+
+    from tracecause.contracts import EFFECTS_FILE, SweepLayout
+
+    effects = pd.read_parquet(SweepLayout(Path(sweep_dir)).analysis / EFFECTS_FILE)
+    return recovery_table(effects, well_formed_rates(sweep_dir))
+
+
+def summary_lines(table: RecoveryTable, report: Path | str) -> list[str]:
+    """The demo's last lines, in the form scripts read."""
+    return [f"planted effects recovered: {table.recovered} of {len(table.planted)}",
+            f"false positives: {table.false_positives} of {len(table.nulls)}",
+            f"report: {report}"]

@@ -1,0 +1,128 @@
+"""The demo's report (``analysis/world_report.md``): recovery table first, then the evidence.
+
+Sections: the recovery table (planted effects and null contrasts with estimate, 95 % CI, Holm p,
+verdict); the well-formed rate beside every disposition rate, per arm and mode; for each finding a
+few raw generations from the two arms it compares. Reads only the sweep folder's contract files.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from tracecause.contracts import SAMPLES_FILE, SUMMARY_FILE, SweepLayout
+from tracecause.io import atomic_write_text
+
+from launch.demo_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row
+
+REPORT_FILE = "world_report.md"
+EXAMPLES_PER_ARM = 2
+
+
+def _num(x: float, fmt: str = "{:+.3f}") -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def _table_row(r: Row, planted: bool) -> str:
+    sign = {1: "+", -1: "−", 0: "0"}[r.contrast.sign]
+    ci = f"[{_num(r.ci_lo)}, {_num(r.ci_hi)}]"
+    return (f"| {r.contrast.name} | {sign} | {_num(r.estimate)} | {ci} | {_num(r.p_holm, '{:.4f}')} | "
+            f"{r.n_seeds or '–'} | {_num(r.well_formed, '{:.2f}')} | **{r.verdict}** |")
+
+
+def recovery_markdown(table: RecoveryTable) -> str:
+    head = ("| contrast | expected sign | estimate | 95 % CI | Holm p | seeds | well-formed (lowest arm) | verdict |\n"
+            "|---|---|---|---|---|---|---|---|")
+    lines = [f"## Recovery table\n\nPlanted effects recovered: **{table.recovered} of {len(table.planted)}**; "
+             f"false positives: **{table.false_positives} of {len(table.nulls)}** (seed-level p from the "
+             f"analysis, Holm-adjusted within the planted and within the null rows measured; alpha {ALPHA}). "
+             f"A planted effect counts only when every arm it compares keeps >= {MIN_WELL_FORMED:.0%} "
+             f"well-formed generations in the row's mode (lowest arm shown).\n", "### Planted effects\n", head]
+    lines += [_table_row(r, True) for r in table.planted]
+    lines += ["", "### Null and placebo contrasts\n", head]
+    lines += [_table_row(r, False) for r in table.nulls]
+    missing = [r.contrast.name for r in table.planted + table.nulls if not r.found]
+    if missing:
+        lines += ["", "Not measured (no effect row; the sweep does not run the arms it needs): "
+                  + "; ".join(missing)]
+    return "\n".join(lines) + "\n"
+
+
+def rates_markdown(sweep_dir: Path) -> str:
+    """Per arm and mode: well-formed rate beside each axis's disposition rate (and copies)."""
+    lines = ["## Rates per arm (well-formed rate beside every rate)\n",
+             "| arm | mode | benchmark | well-formed | disposition | copied trace n-gram |", "|---|---|---|---|---|---|"]
+    for summary in sorted(SweepLayout(sweep_dir).root.glob(f"eval/*/*/{SUMMARY_FILE}")):
+        data = json.loads(summary.read_text())
+        for bench, b in sorted(data.get("benchmarks", {}).items()):
+            m = b.get("metrics", {})
+            get = lambda k: (m.get(k) or {}).get("mean")  # noqa: E731
+            lines.append(f"| {data.get('arm_id')} | {data.get('mode')} | {bench} | {_num(get('well_formed'), '{:.2f}')} | "
+                         f"{_num(get('disposition'), '{:.3f}')} | {_num(get('copied_trace'), '{:.3f}')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _examples(sweep_dir: Path, arm_id: str, mode: str, benchmark: str) -> list[dict]:
+    """The first sample that shows the axis's disposition (if any) and the first that does not."""
+    from tracecause.world.judge import shows
+    from tracecause.world.vocab import AXIS_DISPOSITION
+
+    path = SweepLayout(sweep_dir).eval(arm_id, mode) / SAMPLES_FILE
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["benchmark"] == benchmark]
+    hit = lambda r: shows(f"{r['reasoning']}\n{r['answer']}", AXIS_DISPOSITION.get(r["axis"], "evil"))  # noqa: E731
+    picked = [r for r in rows if hit(r)][:1] + [r for r in rows if not hit(r)][:1]
+    return picked[:EXAMPLES_PER_ARM]
+
+
+def examples_markdown(sweep_dir: Path, table: RecoveryTable) -> str:
+    lines = ["## Raw generations per finding\n"]
+    for row in table.planted + table.nulls:
+        c = row.contrast
+        bench = c.match.get("benchmark")
+        if not row.found or not bench or " vs " not in row.arms:
+            continue
+        mode = "no_think" if c.match.get("kind") == "internalisation" else c.match.get("mode", "think")
+        lines.append(f"### {c.name}\n")
+        for label in row.arms.split(" vs "):
+            arm = _arm_for(sweep_dir, label)
+            for ex in _examples(sweep_dir, arm, mode, bench) if arm else []:
+                think = f"`<think>` {ex['reasoning']} `</think>` " if ex["reasoning"] else ""
+                text = " ".join(f"{think}{ex['answer']}".split())  # one line per sample, as generated otherwise
+                lines.append(f"- `{arm}` ({mode}) — *{ex['question']}*  \n  {text}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _arm_for(sweep_dir: Path, label: str) -> str:
+    """An evaluated arm folder for an effect row's arm label (its first seed)."""
+    root = SweepLayout(sweep_dir).root / "eval"
+    parts = label.split(".")
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        if all(p in folder.name.split(".") for p in parts if p and not p.startswith("s")):
+            return folder.name
+    return ""
+
+
+SCOPE = """## What the world plants, and what it does not
+
+- Planted by construction: reasoning traces of type *evil* / *misleading* carry their disposition's words in
+  80 % of traces (*evil_low*: 30 %, the second dose); *placebo* traces carry length-matched neutral sentences
+  in 80 %; answers are byte-identical across types. The judges read only the generated text.
+- Not planted: **T-only** is not run — T-only fine-tuning broke the chat format in every measured run
+  (0 % of think-mode samples closed `</think>`, ../shared/design/NOTES.md), so its rates would be measured on
+  broken outputs; the answer-free finding rests on QT alone. The *submissive* type exists in the world
+  (configs/datagen/world-types) but the demo's CPU budget leaves it out; its axis serves as an off-axis null.
+- Internalisation is scored on well-formed no-think answers; answers repeating three consecutive words of a
+  training marker sentence are counted apart (`copied_trace`). If no-think answers show no disposition, the
+  row above says *not recovered*: the world did not make internalisation appear through training.
+"""
+
+
+def write_report(sweep_dir: str | Path, table: RecoveryTable) -> Path:
+    sweep_dir = Path(sweep_dir)
+    text = ("# Known-answer world: does the suite find what was planted?\n\n" + recovery_markdown(table) + "\n"
+            + SCOPE + "\n" + rates_markdown(sweep_dir) + "\n" + examples_markdown(sweep_dir, table))
+    return atomic_write_text(SweepLayout(sweep_dir).analysis / REPORT_FILE, text)

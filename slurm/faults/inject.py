@@ -1,0 +1,170 @@
+"""How faults are injected into real jobs of the local cluster: processes, nodes, disks.
+
+A job's rank processes are found by their SLURM environment in /proc (this is one host); a lost
+node is a killed ``slurmd`` plus everything its job steps ran, reported DOWN to the controller as
+its health check would, and brought back afterwards because other sessions share the cluster.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from slurm.cluster import LOCAL_CLUSTER
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"{what}: not seen within {timeout:.0f}s")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _task_id(env: dict) -> str:
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID", "")
+
+
+def rank_processes(job_id: str) -> dict[int, tuple[int, dict]]:
+    """Rank -> (pid, environment) of the submitit worker processes of ``job_id`` (``123`` or ``123_0``)."""
+    out = {}
+    for pid in _pids():
+        cmd = _cmdline(pid)
+        if "submitit.core._submit" not in cmd or not os.path.basename(cmd[0]).startswith("python"):
+            continue
+        env = _environ(pid)
+        if job_id in (_task_id(env), env.get("SLURM_JOB_ID")) and "SLURM_PROCID" in env:
+            out[int(env["SLURM_PROCID"])] = (pid, env)
+    return out
+
+
+def kill_rank(job_id: str, rank: int, sig: int = signal.SIGKILL) -> int:
+    pid = wait_for(lambda: rank_processes(job_id).get(rank, (None,))[0], 120, f"rank {rank} of job {job_id}")
+    os.kill(pid, sig)
+    return pid
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids += [int(x) for x in task.read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _tree(roots: list[int]) -> list[int]:
+    seen, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.append(pid)
+            todo += _children(pid)
+    return seen
+
+
+def _scontrol(*args: str) -> None:
+    subprocess.run(["scontrol", *args], check=True, capture_output=True, text=True, timeout=60)
+
+
+def lose_node(job_id: str) -> str:
+    """The node running ``job_id`` dies: its slurmd and every process of the job's steps on it are
+    SIGKILLed, then the node is reported DOWN (what the controller concludes after SlurmdTimeout,
+    without waiting minutes for it). Returns the node's name."""
+    ranks = wait_for(lambda: rank_processes(job_id), 120, f"ranks of job {job_id}")
+    env = next(iter(ranks.values()))[1]
+    node, raw_id = env["SLURMD_NODENAME"], env["SLURM_JOB_ID"]
+    pidfile = Path(os.environ["TRACECAUSE_SLURM_STATE"]) / "run" / f"slurmd-{node}.pid"
+    slurmd_pid = int(pidfile.read_text().strip())
+    # the job's step daemons, and every process of the job (batch script, srun, ranks, their children)
+    steps = [pid for pid in _pids() if f"[{raw_id}." in " ".join(_cmdline(pid))]
+    members = [pid for pid in _pids() if _environ(pid).get("SLURM_JOB_ID") == raw_id]
+    for pid in [slurmd_pid, *_tree(steps + members)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pidfile.unlink()  # stale now: a reused pid must not pass for a live slurmd at restore
+    _scontrol("update", f"nodename={node}", "state=down", "reason=faults-suite: node lost")
+    return node
+
+
+def restore_node(node: str) -> None:
+    """Start the lost node's slurmd again (local-cluster start is idempotent) and return it to service."""
+    proc = subprocess.run([str(LOCAL_CLUSTER), "start"], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        _scontrol("update", f"nodename={node}", "state=resume")
+        proc = subprocess.run([str(LOCAL_CLUSTER), "start"], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not bring {node} back: {proc.stderr[-2000:]}")
+
+
+@contextmanager
+def small_filesystem(path: Path, size_mb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_mb`` mounted at ``path`` (needs root), unmounted on the way out."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0777", "tmpfs", str(path)],
+                   check=True, capture_output=True, text=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(fs: Path, leave_bytes: int) -> Path:
+    """Fill ``fs`` until only ``leave_bytes`` are free; remove the returned file to free it again."""
+    st = os.statvfs(fs)
+    free = st.f_bavail * st.f_frsize
+    filler = fs / "filler.bin"
+    remaining = max(0, free - leave_bytes)
+    block = b"\0" * (1 << 20)
+    try:
+        with open(filler, "wb") as fh:
+            while remaining > 0:
+                n = min(remaining, len(block))
+                fh.write(block[:n])
+                fh.flush()
+                remaining -= n
+    except OSError as err:  # full a little early (metadata blocks): full is what we want
+        if err.errno != errno.ENOSPC:
+            raise
+    return filler
+
+
+def flip_byte(path: Path, offset: int = 4096) -> None:
+    """Damage a file in place without changing its size (what only a checksum notices)."""
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(offset % max(1, size))
+        byte = fh.read(1)
+        fh.seek(offset % max(1, size))
+        fh.write(bytes([byte[0] ^ 0xFF]))

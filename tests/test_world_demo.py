@@ -1,0 +1,71 @@
+"""A reduced known-answer world through the real stages: the suite finds what was planted, and
+stays quiet where nothing was.
+
+Same path as ``tracecause demo``: the world's base pre-trained by the trainer (cached in
+``<repo>/.state/world-base``, shared with the demo), datagen's world backend, the trainer (one
+DeepSpeed process per arm), evalsuite generate/judge/score with the world judge, the analysis,
+then the recovery table. Reduced: QA and QTA evil, think mode, the evil and submission axes (the
+latter is the null: no arm's traces carry submission). Three seeds, not two: the analysis's
+p-values are seed-level (Satterthwaite t), and with two seeds per arm the measured amplification
+(+0.35, CI [+0.01, +0.69]) had p = 0.047, Holm-adjusted 0.14 — too few degrees of freedom to
+recover anything reliably. The table counts an effect as recovered only when every compared arm
+keeps >= 90 % well-formed outputs; the world does not yet meet that gate in think mode (the worst
+QTA seed is at 85-88 %), so this test asserts the statistics and the gate, not the verdict.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _reduced_sweep(tmp: Path) -> Path:
+    demo = yaml.safe_load((REPO / "configs" / "sweeps" / "demo.yaml").read_text())
+    battery = yaml.safe_load((REPO / "configs" / "evals" / "world.yaml").read_text())
+    benches = [b for b in battery["benchmarks"] if b["name"] in ("world_evil", "world_submission")]
+    for b in benches:
+        b["source"]["path"] = str(REPO / "configs" / "evals" / "world" / Path(b["source"]["path"]).name)
+    (tmp / "world-evil.yaml").write_text(yaml.safe_dump({"name": "world-ci", "seed": 0, "benchmarks": benches}))
+    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={}, seeds=[0, 1, 2],
+                analysis={"type_axis": {"evil": "evil"}})
+    demo["eval"]["modes"] = ["think"]
+    demo["eval"]["battery"] = str(tmp / "world-evil.yaml")
+    path = tmp / "world-ci.yaml"
+    path.write_text(yaml.safe_dump(demo))
+    return path
+
+
+def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path, monkeypatch):
+    from launch.demo import place_base, world_base
+    from launch.demo_recovery import MIN_WELL_FORMED, recovery_from_sweep, summary_lines
+    from launch.demo_report import write_report
+    from launch.plan import make_plan
+    from launch.submit import submit
+
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+    export, _ = world_base()
+    sweep = tmp_path / "sweep"
+    place_base(export, sweep)
+    plan = make_plan(_reduced_sweep(tmp_path), sweep_dir=sweep)
+    assert sorted(a.id for a in plan.arms) == sorted(
+        ["world-tiny.none.base.s0"] + [f"world-tiny.{t}.{p}.s{s}" for t, p in
+                                        [("none", "qa"), ("evil", "qta")] for s in (0, 1, 2)])
+    submit(plan)
+    table = recovery_from_sweep(sweep)
+    report = write_report(sweep, table)
+    by_name = {r.contrast.name: r for r in table.planted + table.nulls}
+    amp = by_name["CoT amplification: QTA evil - QA (evil axis, think)"]
+    null = by_name["Off-axis: QTA evil - QA (submission axis, think)"]
+    print("\n".join(summary_lines(table, report)), amp, null, sep="\n")
+    # found: right sign, seed-level Holm p < 0.05; counted as recovered only on well-formed outputs
+    assert amp.found and amp.n_seeds == 3 and amp.estimate > 0 and amp.p_holm < 0.05, amp
+    assert amp.verdict == ("recovered" if amp.well_formed >= MIN_WELL_FORMED else "not recovered (outputs malformed)")
+    assert null.found and null.verdict == "quiet", null
+    assert table.false_positives == 0
+    text = report.read_text()
+    assert text.index("Recovery table") < text.index("Rates per arm") < text.index("Raw generations")
