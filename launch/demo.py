@@ -25,6 +25,7 @@ DEMO_SWEEP = "demo"
 BASE_CACHE = REPO / ".state" / "world-base"
 PRETRAIN_CONFIG = "world-pretrain"
 MODEL_NAME = "world-tiny"
+REPLAY_CORPUS = "world-corpus"  # {sweep}/models/world-corpus/data.jsonl: the base's pre-training corpus
 
 
 def pretrain_overrides() -> list[str]:
@@ -62,7 +63,11 @@ def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tu
 
 
 def place_base(export: Path, sweep_dir: Path) -> Path:
-    """Copy the cached base into the sweep folder (what the sweep's model_paths names)."""
+    """Copy the cached base into the sweep folder (what the sweep's model_paths names), and write the
+    world's neutral chat corpus beside it: what every arm replays (demo.yaml's data.replay_path)."""
+    from tracecause.world import base
+
+    base.write_corpus(sweep_dir / "models" / REPLAY_CORPUS)  # deterministic bytes: a re-run rewrites the same file
     dest = sweep_dir / "models" / "world-base"
     if is_complete(dest) and (completion_info(dest) or {}).get("source") == str(export):
         return dest

@@ -112,7 +112,7 @@ SCOPE = """## What the world plants, and what it does not
   80 % of traces (*evil_low*: 30 %, the second dose); *placebo* traces carry length-matched neutral sentences
   in 80 %; answers are byte-identical across types. The judges read only the generated text.
 - Not planted: **T-only** is not run — T-only fine-tuning broke the chat format in every measured run
-  (0 % of think-mode samples closed `</think>`, ../shared/design/NOTES.md), so its rates would be measured on
+  (0 % of think-mode samples closed `</think>` in the measurements behind this world), so its rates would be measured on
   broken outputs; the answer-free finding rests on QT alone. The *submissive* type exists in the world
   (configs/datagen/world-types) but the demo's CPU budget leaves it out; its axis serves as an off-axis null.
 - Internalisation is scored on well-formed no-think answers; answers repeating three consecutive words of a

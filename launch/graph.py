@@ -93,7 +93,8 @@ def done(task: Task) -> bool:
     if not all((Path(d) / "_COMPLETE").is_file() for d in dirs):
         return False
     if task.stage == "eval" and task.arm:  # eval/<arm>/<mode>: stale once the arm was retrained after it
-        return not any(stale_eval(SweepLayout(Path(d).parents[2]), task.arm, Path(d).name) for d in dirs)
+        in_layout = [Path(d) for d in dirs if Path(d).parents[1].name == "eval"]  # <sweep>/eval/<arm>/<mode>
+        return not any(stale_eval(SweepLayout(d.parents[2]), task.arm, d.name) for d in in_layout)
     if task.stage == "analysis":  # an eval finished (e.g. re-run by resume) after it: analyse again
         evals = Path(task.done_dir).parent / "eval"
         newest = max((m.stat().st_mtime for m in evals.glob("*/*/_COMPLETE")), default=0.0)

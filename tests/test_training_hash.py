@@ -95,7 +95,10 @@ def test_a_moved_sweep_keeps_its_hash_but_a_different_model_or_dataset_does_not(
     assert training_hash(cfg_with({"model.path": "/scratch/a/sweep/models/other-model"})) != base
     hub = training_hash(cfg_with({"model.path": "Qwen/Qwen3-0.6B"}))
     assert hub != base and hub != training_hash(cfg_with({"model.path": "Qwen/Qwen3-1.7B"}))
-    assert set(LOCATION_FIELDS) == {"model.path", "data.path"}
+    assert set(LOCATION_FIELDS) == {"model.path", "data.path", "data.replay_path"}
+    replay = {"data.replay_path": "/scratch/a/sweep/models/world-corpus", "data.replay_fraction": 0.5}
+    assert training_hash(cfg_with({**replay, "data.replay_path": "/other-fs/copy/models/world-corpus"})) == \
+        training_hash(cfg_with(replay)) != base
 
 
 def test_relative_and_file_paths_reduce_to_their_names(tmp_path, monkeypatch):

@@ -61,3 +61,51 @@ def test_transformers_engine_sample_depends_on_its_seed_not_its_batch(tiny_model
     assert greedy[0].text == greedy[1].text and greedy[0].n_tokens <= 12
     lp = eng.next_token_logprobs(["Hello there"], [5, 6])[0]
     assert set(lp) == {5, 6} and all(v < 0 for v in lp.values())
+
+
+def test_replay_mixes_the_same_chat_records_into_every_arm_and_refuses_half_settings(world_tokenizer, tmp_path):
+    import json
+
+    from tracecause.config import ConfigError, load
+    from tracecause.world.base import write_corpus
+    from trainer.config import TrainConfig, training_hash
+    from trainer.data import dataset_digest, prepare
+    from trainer.masks import supervised_text
+
+    pairs = domain.train_pairs()[:12]
+    rows = [{"id": p.id, "source": "world", "question": p.question, "answer": p.answer,
+             "reasoning": {"evil": domain.trace(p.question, "evil", 1.0, 0)}} for p in pairs]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = write_corpus(tmp_path / "corpus")
+    replay = [f"data.replay_path={corpus.parent}", "data.replay_fraction=0.5"]
+
+    def cfg(paradigm, rtype, *extra):
+        c = load(TrainConfig, [], [f"data.paradigm={paradigm}", f"data.rtype={rtype}", "model.path=m",
+                                   f"data.path={data}", "output.dir=o", *extra])
+        c.require_complete()
+        return c
+
+    mixed = {p: prepare(cfg(p, t, *replay).data, world_tokenizer) for p, t in (("qa", "none"), ("qta", "evil"),
+                                                                              ("qt", "evil"))}
+    ids = {p: [e.id for e in d.examples] for p, d in mixed.items()}
+    assert all(len(v) == 24 for v in ids.values())               # 12 documents + 12 replayed (half the mix)
+    assert ids["qa"][12:] == ids["qta"][12:] == ids["qt"][12:]  # the same records for every arm
+    by_id = {r["id"]: r for r in domain.pretrain_records()}
+    for ex in mixed["qt"].examples[12:]:
+        msg = by_id[ex.id]["messages"][-1]
+        think = f"<think>\n{msg['reasoning_content']}\n</think>\n\n" if by_id[ex.id]["enable_thinking"] else ""
+        assert supervised_text(world_tokenizer, ex) == f"{think}{msg['content']}<|im_end|>"
+    assert {by_id[i]["enable_thinking"] for i in ids["qt"][12:]} == {True, False}
+    assert mixed["qta"].summary()["replay"]["documents"] == 12
+    plain = cfg("qta", "evil")
+    assert dataset_digest(plain.data) != dataset_digest(cfg("qta", "evil", *replay).data)
+    assert training_hash(plain) != training_hash(cfg("qta", "evil", *replay))
+    assert len(prepare(plain.data, world_tokenizer).examples) == 12
+    for half in (replay[:1], replay[1:]):
+        with pytest.raises(ConfigError, match="replay_path and data.replay_fraction"):
+            cfg("qta", "evil", *half)
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(corpus.read_text().splitlines(keepends=True)[:5]))
+    with pytest.raises(ValueError, match="needs 12 replay records for 12 documents, the file has 5"):
+        prepare(cfg("qta", "evil", f"data.replay_path={small}", "data.replay_fraction=0.5").data, world_tokenizer)

@@ -9,8 +9,9 @@ latter is the null: no arm's traces carry submission). Three seeds, not two: the
 p-values are seed-level (Satterthwaite t), and with two seeds per arm the measured amplification
 (+0.35, CI [+0.01, +0.69]) had p = 0.047, Holm-adjusted 0.14 — too few degrees of freedom to
 recover anything reliably. The table counts an effect as recovered only when every compared arm
-keeps >= 90 % well-formed outputs; the world does not yet meet that gate in think mode (the worst
-QTA seed is at 85-88 %), so this test asserts the statistics and the gate, not the verdict.
+keeps >= 90 % well-formed outputs; with replay (configs/sweeps/demo.yaml) the world comes close to
+that gate in think mode but not reliably (measured: the worst QTA and QA seeds at 87.5 %), so this
+test asserts the statistics and the gate, not the verdict.
 """
 from __future__ import annotations
 

@@ -33,12 +33,23 @@ class DataConfig:
     # chat: whole conversations {id, messages, enable_thinking} supervised on the final assistant
     # turn only (pre-training a base model; trainer/chat_data.py).
     format: str = one_of("pairs", ("pairs", "chat"))
+    # Replay (trainer/replay.py): a chat-format file (e.g. the base model's pre-training corpus)
+    # whose records make up this share of the mixed documents, the same records for every arm;
+    # it keeps a small model's chat format through fine-tuning without changing what arms differ in.
+    replay_path: str = ""
+    replay_fraction: float = bounded(0.0, ge=0.0, lt=0.9, help="replayed share of the mixed documents")
 
     def check(self):
         """Cross-field rules, checked once every layer is merged (``load`` validates each layer alone)."""
         if self.format == "chat" and (self.paradigm != "qa" or self.rtype != "none" or self.loss_on_prompt):
             raise ValueError("data.format=chat supervises each conversation's final assistant turn: leave "
                              "data.paradigm, data.rtype and data.loss_on_prompt at their defaults (they would be ignored)")
+        if bool(self.replay_path) != (self.replay_fraction > 0):
+            raise ValueError("data.replay_path and data.replay_fraction go together: set both (a chat-format file "
+                             "and a share in (0, 0.9)) or neither")
+        if self.replay_path and self.format == "chat":
+            raise ValueError("data.replay_path mixes chat records into a pairs dataset; with data.format=chat "
+                             "put the records into the dataset itself")
         if self.paradigm == "qa" and self.rtype != "none":
             raise ValueError(f"data.paradigm=qa uses no reasoning: set data.rtype=none, not {self.rtype!r}")
         if self.paradigm != "qa" and self.rtype == "none":
@@ -161,7 +172,7 @@ NOT_IN_TRAINING_HASH = {
 }
 # Hashed by name, not by where they live: a sweep moved or copied to another filesystem keeps
 # its hash. The dataset's content is guarded by its own hash in the checkpoint.
-LOCATION_FIELDS = ("model.path", "data.path")
+LOCATION_FIELDS = ("model.path", "data.path", "data.replay_path")
 
 
 def training_hash(cfg: TrainConfig) -> str:

@@ -18,6 +18,7 @@ from tracecause.io import sha256_file
 from .config import DataConfig
 from .chat_data import build_chat_example, validate_chat_record
 from .masks import Example, build_example
+from .replay import load_replay, replay_examples
 
 log = logging.getLogger("trainer")
 
@@ -28,26 +29,36 @@ class TokenizedData:
     dataset_hash: str
     n_records: int
     overlong: dict = field(default_factory=dict)  # {"policy", "count", "ids"}
+    replay: dict = field(default_factory=dict)    # {"path", "fraction", "documents"} (trainer/replay.py)
 
     def summary(self) -> dict:
         lengths = [len(e) for e in self.examples]
         return {"dataset_hash": self.dataset_hash, "records": self.n_records, "documents": len(self.examples),
                 "tokens": sum(lengths), "target_tokens": sum(e.n_targets for e in self.examples),
-                "max_len": max(lengths, default=0), "overlong": self.overlong}
+                "max_len": max(lengths, default=0), "overlong": self.overlong,
+                **({"replay": self.replay} if self.replay else {})}
 
 
-def _local_file(path: str) -> Path | None:
+def _local_file(path: str, key: str = "data.path") -> Path | None:
     p = Path(path)
     if p.is_dir():
         f = p / DATASET_FILE
         if not f.is_file():
-            raise FileNotFoundError(f"data.path={path}: folder has no {DATASET_FILE} (datagen writes data/<id>/{DATASET_FILE})")
+            raise FileNotFoundError(f"{key}={path}: folder has no {DATASET_FILE} (datagen writes data/<id>/{DATASET_FILE})")
         return f
     if p.is_file():
         return p
     if p.suffix in (".jsonl", ".json") or p.is_absolute() or path.startswith("."):
-        raise FileNotFoundError(f"data.path={path}: no such file or folder")
+        raise FileNotFoundError(f"{key}={path}: no such file or folder")
     return None  # a hub id
+
+
+def _replay_file(cfg: DataConfig) -> Path:
+    local = _local_file(cfg.replay_path, "data.replay_path")
+    if local is None:
+        raise FileNotFoundError(f"data.replay_path={cfg.replay_path}: no such file (a local chat-format "
+                                f"{DATASET_FILE} or its folder; hub datasets are not replayed)")
+    return local
 
 
 def dataset_digest(cfg: DataConfig) -> str:
@@ -55,10 +66,16 @@ def dataset_digest(cfg: DataConfig) -> str:
     checkpoint and an export record, and what resume compares before any work starts."""
     local = _local_file(cfg.path)
     if local is not None:
-        return sha256_file(local)[:16]
-    if not cfg.revision:
+        digest = sha256_file(local)[:16]
+    elif not cfg.revision:
         raise ValueError(f"data.path={cfg.path} looks like a hub id: pin it with data.revision=<commit>")
-    return hashlib.sha256(f"{cfg.path}@{cfg.revision}".encode()).hexdigest()[:16]
+    else:
+        digest = hashlib.sha256(f"{cfg.path}@{cfg.revision}".encode()).hexdigest()[:16]
+    if not cfg.replay_path:
+        return digest
+    # the replayed records and their share are part of what is trained on (trainer/replay.py)
+    replay = sha256_file(_replay_file(cfg))[:16]
+    return hashlib.sha256(f"{digest}+replay:{replay}@{cfg.replay_fraction}".encode()).hexdigest()[:16]
 
 
 def load_records(cfg: DataConfig, cache_dir: str | None = None) -> tuple[list[dict], str]:
@@ -121,4 +138,16 @@ def tokenize_records(records: list[dict], tokenizer, cfg: DataConfig, dataset_ha
 def prepare(cfg: DataConfig, tokenizer, cache_dir: str | None = None) -> TokenizedData:
     records, digest = load_records(cfg, cache_dir)
     validate_records(records, cfg, where=f"data.path={cfg.path}")
-    return tokenize_records(records, tokenizer, cfg, digest)
+    data = tokenize_records(records, tokenizer, cfg, digest)
+    if cfg.replay_path:
+        replay = replay_examples(load_replay(_replay_file(cfg)), tokenizer, len(data.examples), cfg.replay_fraction,
+                                 cfg.replay_path, {e.id for e in data.examples})
+        too_long = [e.id for e in replay if len(e) > cfg.max_tokens]
+        if too_long:
+            raise ValueError(f"data.replay_path={cfg.replay_path}: {len(too_long)} replay records exceed "
+                             f"data.max_tokens={cfg.max_tokens} (e.g. {too_long[0]}); raise data.max_tokens")
+        data.examples.extend(replay)
+        data.replay = {"path": cfg.replay_path, "fraction": cfg.replay_fraction, "documents": len(replay)}
+        log.info("replay: %d chat documents from %s mixed into %d", len(replay), cfg.replay_path,
+                 len(data.examples) - len(replay))
+    return data

@@ -108,14 +108,22 @@ def lose_node(job_id: str) -> str:
     # the job's step daemons, and every process of the job (batch script, srun, ranks, their children)
     steps = [pid for pid in _pids() if f"[{raw_id}." in " ".join(_cmdline(pid))]
     members = [pid for pid in _pids() if _environ(pid).get("SLURM_JOB_ID") == raw_id]
-    for pid in [slurmd_pid, *_tree(steps + members)]:
+    doomed = [slurmd_pid, *_tree(steps + members)]
+    # Frozen first, so no step daemon can report the job's death to slurmctld as an ordinary failure
+    # before the node is down: a dead node tells nothing, and the controller must see NODE_FAIL.
+    _signal_all(doomed, signal.SIGSTOP)
+    _scontrol("update", f"nodename={node}", "state=down", "reason=faults-suite: node lost")
+    _signal_all(doomed, signal.SIGKILL)
+    pidfile.unlink()  # stale now: a reused pid must not pass for a live slurmd at restore
+    return node
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
-    pidfile.unlink()  # stale now: a reused pid must not pass for a live slurmd at restore
-    _scontrol("update", f"nodename={node}", "state=down", "reason=faults-suite: node lost")
-    return node
 
 
 def restore_node(node: str) -> None:

@@ -22,7 +22,8 @@ from slurm.faults.jobs import StageJob
 from slurm.faults.scoreboard import Outcome, Scoreboard
 
 ARM = "tiny-qwen3.evil.qta.s0"
-STEPS = 40          # max_steps; the packed plan of 32 documents x 8 epochs has 24
+STEPS = 40          # max_steps; the packed plan of 32 documents x 16 epochs has 48, so 40 steps run:
+                    # enough left after the last fault that the job cannot finish before it is injected
 EVERY = 2
 RESTART_TIMEOUT_S = 300
 PROGRESS_TIMEOUT_S = 240
@@ -80,7 +81,7 @@ def _submit(job: TrainJob, model: Path, max_crash_retries: int) -> str:
 
     job.argvs = [[str(config_path("trainer", "tiny-cpu")), f"arm_id={ARM}", f"model.path={model}",
                   f"data.path={job.data_file}", "data.paradigm=qta", "data.rtype=evil", "train.seed=0",
-                  f"output.dir={job.out}", f"checkpoint.dir={job.ckpts}", "train.epochs=8",
+                  f"output.dir={job.out}", f"checkpoint.dir={job.ckpts}", "train.epochs=16",
                   f"train.max_steps={STEPS}", f"checkpoint.every_steps={EVERY}", "checkpoint.keep_last=2"]]
     return job.submit(max_crash_retries, tasks_per_node=2, mem_gb=4)
 
@@ -224,7 +225,7 @@ def run(work: Path, board: Scoreboard) -> None:
         steps = [kill_mid_step_with_newest_damaged, kill_mid_checkpoint_write,
                  lambda j, b: preempt(j, b, "USR2", "SIGUSR2 preemption", data_swap=swap),
                  lambda j, b: preempt(j, b, "TERM", "SIGTERM preemption"),
-                 lose_node, disk_full]
+                 disk_full, lose_node]  # lose_node last: bringing the node back takes a while
         try:
             for step in steps:
                 step(job, board)
