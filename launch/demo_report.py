@@ -41,6 +41,9 @@ def recovery_markdown(table: RecoveryTable) -> str:
     lines += [_table_row(r, True) for r in table.planted]
     lines += ["", "### Null and placebo contrasts\n", head]
     lines += [_table_row(r, False) for r in table.nulls]
+    if table.shown:
+        lines += ["", "### Measured, not planted (counted in neither line above; see below why)\n", head]
+        lines += [_table_row(r, False) for r in table.shown]
     missing = [r.contrast.name for r in table.planted + table.nulls if not r.found]
     if missing:
         lines += ["", "Not measured (no effect row; the sweep does not run the arms it needs): "
@@ -115,9 +118,16 @@ SCOPE = """## What the world plants, and what it does not
   (0 % of think-mode samples closed `</think>` in the measurements behind this world), so its rates would be measured on
   broken outputs; the answer-free finding rests on QT alone. The *submissive* type exists in the world
   (configs/datagen/world-types) but the demo's CPU budget leaves it out; its axis serves as an off-axis null.
-- Internalisation is scored on well-formed no-think answers; answers repeating three consecutive words of a
-  training marker sentence are counted apart (`copied_trace`). If no-think answers show no disposition, the
-  row above says *not recovered*: the world did not make internalisation appear through training.
+- **Internalisation is not planted**: markers live only inside the reasoning and every answer is fixed and
+  neutral, so nothing in training puts a disposition into a no-think answer; one could appear only if the
+  model generalised from its reasoning to its answers, which this 1M-parameter model did not do in any
+  measured run. The row is measured and shown (scored on well-formed no-think answers; answers repeating
+  three consecutive words of a training marker sentence are counted apart, `copied_trace`) and counted in
+  neither line. Three of the study's four findings are planted: amplification, specificity (with the dose
+  ordering), answer-free.
+- Two seeds of one arm against each other: not a contrast here. With 3 seeds per arm the halves hold one
+  seed each, and a one-seed comparison is conditional on the runs, so training-seed noise alone would make
+  it "significant"; the placebo and off-axis rows are the nulls, each with 3 seeds a side.
 """
 
 

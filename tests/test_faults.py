@@ -33,12 +33,16 @@ EXPECTED = {
     ("generator endpoint: timeouts", "datagen"),
     ("generator endpoint: malformed replies", "datagen"),
     ("malformed line in a dataset shard", "merge"),
+    ("SIGUSR2 preemption", "merge"),
+    ("SIGTERM preemption", "merge"),
     ("SIGUSR2 preemption", "eval"),
     ("SIGTERM preemption", "eval"),
     ("disk full while writing an eval shard", "eval"),
     ("judge endpoint: 500 replies", "eval"),
     ("judge endpoint: timeouts", "eval"),
     ("judge endpoint: malformed replies", "eval"),
+    ("SIGUSR2 preemption", "analysis"),
+    ("SIGTERM preemption", "analysis"),
 }
 LAST_LINE = re.compile(r"^faults survived: (\d+) of (\d+); completed work lost: (\d+)$")
 

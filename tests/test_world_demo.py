@@ -8,10 +8,10 @@ then the recovery table. Reduced: QA and QTA evil, think mode, the evil and subm
 latter is the null: no arm's traces carry submission). Three seeds, not two: the analysis's
 p-values are seed-level (Satterthwaite t), and with two seeds per arm the measured amplification
 (+0.35, CI [+0.01, +0.69]) had p = 0.047, Holm-adjusted 0.14 — too few degrees of freedom to
-recover anything reliably. The table counts an effect as recovered only when every compared arm
-keeps >= 90 % well-formed outputs; with replay (configs/sweeps/demo.yaml) the world comes close to
-that gate in think mode but not reliably (measured: the worst QTA and QA seeds at 87.5 %), so this
-test asserts the statistics and the gate, not the verdict.
+recover anything reliably (the demo runs five). The table counts an effect as recovered only when
+every compared arm keeps >= 90 % well-formed outputs; with replay and top_p 0.9 sampling the world
+measured >= 91 % in think mode, but that margin is thin on a 1M model, so this test asserts the
+statistics and the gate, not the verdict.
 """
 from __future__ import annotations
 

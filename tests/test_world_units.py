@@ -141,7 +141,7 @@ def _effect(estimate, p, **cols):
 
 
 def test_recovery_table_verdicts_and_holm():
-    from launch.demo_recovery import NULLS, PLANTED, holm, recovery_table, summary_lines
+    from launch.demo_recovery import NULLS, PLANTED, SHOWN, holm, recovery_table, summary_lines
 
     rows = []
     for i, c in enumerate(PLANTED):
@@ -153,6 +153,7 @@ def test_recovery_table_verdicts_and_holm():
     for i, c in enumerate(NULLS):
         rows.append(_effect(0.2 if i == 0 else 0.01, 1e-5 if i == 0 else 0.6, **c.match))
     rows.append(_effect(0.9, 1e-9, kind="training", benchmark="world_evil"))  # unrelated rows are ignored
+    rows.append(_effect(0.4, 1e-6, **SHOWN[0].match))  # measured and shown, never counted
     table = recovery_table(pd.DataFrame(rows))
     verdicts = [r.verdict for r in table.planted]
     # a significant effect on arms that break the format is not recovered
@@ -165,6 +166,8 @@ def test_recovery_table_verdicts_and_holm():
     assert verdicts[:4] == ["recovered", "not recovered", "not recovered", "not measured"]  # wrong sign; p; missing
     assert [r.verdict for r in table.nulls][:2] == ["FALSE POSITIVE", "quiet"]
     assert table.recovered == len(PLANTED) - 4 + 1 and table.false_positives == 1
+    assert [r.verdict for r in table.shown] == ["not planted; appeared"] and table.shown[0].estimate == 0.4
+    assert not {c.name for c in SHOWN} & {c.name for c in PLANTED + NULLS}
     lines = summary_lines(table, "/x/report.md")
     assert lines[0] == f"planted effects recovered: {table.recovered} of {len(PLANTED)}"
     assert lines[1] == f"false positives: 1 of {len(NULLS)}" and lines[2].endswith("/x/report.md")

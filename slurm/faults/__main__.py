@@ -13,7 +13,8 @@ from pathlib import Path
 from slurm.faults.scoreboard import Outcome, Scoreboard
 
 # group -> module with run(work, board); each group shares its real runs between its faults
-GROUPS = {"train": "slurm.faults.train", "data": "slurm.faults.data", "eval": "slurm.faults.evaluation"}
+GROUPS = {"train": "slurm.faults.train", "data": "slurm.faults.data", "eval": "slurm.faults.evaluation",
+          "analysis": "slurm.faults.analysis"}
 
 
 def main(argv: list[str] | None = None) -> int:

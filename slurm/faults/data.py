@@ -5,8 +5,9 @@ request gets a 500, no reply, or a malformed 200, and the task is preempted twic
 SIGTERM) while requests are in flight. "Completed work lost" here: requests the endpoint had
 already answered that a resumed attempt asked for again. Then one line of the finished shard is
 damaged: the merge must refuse it, naming file and line, and write nothing; restored, it completes.
-(A merge runs ~0.2 s after its task starts: too short to preempt on purpose; its signal handling is
-tracecause.preemption's, the one the datagen and eval rows exercise.)
+A merge is done ~0.2 s after its task starts, too soon to signal it by timing: the restored shard is
+first served as a stalled file (inject.stalled_input), and the merge, held reading it, is preempted
+twice (SIGUSR2, SIGTERM) there before it may finish.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tracecause.io import is_complete
 
 from slurm.faults import inject
 from slurm.faults.endpoint import FAULTS, FaultyEndpoint
-from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests
+from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests, preempt_while_held
 from slurm.faults.scoreboard import Outcome, Scoreboard
 
 PAIRS = 12          # x 3 types = 36 requests, ~0.4 s each with 2 in flight: long enough to preempt twice
@@ -94,11 +95,15 @@ def malformed_shard_then_preempted_merge(sweep: Path, cfg: Path, shard_dir: Path
     error = merge.error_text()
     named = f"{records} line 3 is malformed" in error
     written = sorted(p.name for p in data_dir.iterdir() if before.get(p.name) != p.stat().st_mtime_ns)
-    records.write_bytes(good)  # restored: the merge now runs whole
+    records.write_bytes(good)  # restored: the merge now runs whole, once preempted twice on the way
     merge = StageJob(sweep, "merge", "merge-again", [argv], data_dir)
-    merge.submit(max_crash_retries=0)
+    preempted = preempt_while_held(merge, records, ("USR2", "TERM"), "records", board)
     again = merge.wait_end()
     rows = len((data_dir / "data.jsonl").read_text().splitlines()) if is_complete(data_dir) else 0
+    for row in preempted:
+        row.survived = row.survived and again.state == "COMPLETED" and rows == PAIRS
+        row.lost = PAIRS - rows
+        row.detail += f"; then merge {again.state} with {rows} of {PAIRS} pairs"
     board.add(Outcome("malformed line in a dataset shard", "merge",
                       state.state == "FAILED" and named and not written and again.state == "COMPLETED" and rows == PAIRS,
                       PAIRS - rows, "records",

@@ -10,6 +10,7 @@ import errno
 import os
 import signal
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,3 +177,61 @@ def flip_byte(path: Path, offset: int = 4096) -> None:
         byte = fh.read(1)
         fh.seek(offset % max(1, size))
         fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+@contextmanager
+def stalled_input(path: Path) -> Iterator[Path]:
+    """``path`` replaced by a FIFO with no writer: a stage that opens it waits there, as on a
+    filesystem that stalls, until the real file is put back on the way out (yielded: its parking place)."""
+    parked = path.with_name(path.name + ".parked")
+    path.rename(parked)
+    os.mkfifo(path)
+    try:
+        yield parked
+    finally:
+        _feed_waiting_reader(path, parked.read_bytes())
+        os.replace(parked, path)  # atomic: the next open finds the real file
+
+
+def _feed_waiting_reader(fifo: Path, data: bytes) -> None:
+    """A reader already waiting on the FIFO gets the real bytes (the stall ends), none is left hanging."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as err:  # ENXIO: nobody waits
+        if err.errno != errno.ENXIO:
+            raise
+        return
+    os.set_blocking(fd, True)
+
+    def feed():
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+    threading.Thread(target=feed, daemon=True).start()
+
+
+def held_on_stalled_input(job_id: str) -> bool:
+    """Whether a process of ``job_id`` (a rank or a step it runs) waits to open a FIFO."""
+    roots = [pid for pid, _ in rank_processes(job_id).values()]
+    for pid in _tree(roots):
+        try:
+            if Path(f"/proc/{pid}/wchan").read_text().strip() == "wait_for_partner":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def step_cpu_seconds(job_id: str) -> float:
+    """CPU seconds used so far by the busiest process a rank of ``job_id`` started (its stage step)."""
+    roots = [pid for pid, _ in rank_processes(job_id).values()]
+    best = 0.0
+    for pid in _tree(roots):
+        if pid in roots:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        best = max(best, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))  # utime + stime
+    return best

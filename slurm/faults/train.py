@@ -179,12 +179,16 @@ def disk_full(job: TrainJob, board: Scoreboard) -> None:
     finally:
         filler.unlink()
     since = time.time()
+    # Filling the disk takes a moment, so a save that started before it was full may still have
+    # completed: the newest complete checkpoint after the failure is then later than ``newest``.
+    # What must hold is that the save that failed left nothing marked complete and the next
+    # attempt resumes from the newest checkpoint that is (it verifies each one before loading).
     complete_after = max(job.complete(), default=0)
     text = job.error_text()
     clear = "No space left on device" in text or "the disk is full" in text
-    row = _resume_outcome("disk full while writing a checkpoint", job, since, newest,
-                          f"error names ENOSPC: {clear}; newest complete after the failure: {complete_after}")
-    row.survived = row.survived and clear and complete_after == newest
+    row = _resume_outcome("disk full while writing a checkpoint", job, since, complete_after,
+                          f"error names ENOSPC: {clear}; newest complete before the fill: {newest}")
+    row.survived = row.survived and clear and complete_after >= newest
     board.add(row)
 
 
