@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +138,9 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
 
 
 def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) -> bool:
-    """Run the graph here, in order: one subprocess per task (torchrun --standalone for N processes).
+    """Run the graph here, job after job: one subprocess per task (torchrun --standalone for N
+    processes), up to the profile's ``array_parallelism`` tasks of one job at once (as SLURM runs
+    an array; configs/clusters/local.yaml says 1).
 
     Same sweep folder, same markers and records as SLURM; a requeue status re-runs the task
     (it resumes from its checkpoint), a crash is retried up to the profile's cap.
@@ -153,18 +156,21 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) 
                                       key=task.key, arm=task.arm, state="pending", done_dir=task.done_dir)
             continue
         r = sub.job.resources
-        for task in sub.tasks:
+
+        def run_task(task) -> bool:
             st = StageTask(task, str(sweep_dir), "local", profile.max_crash_retries, r.time_min, profile.signal_lead_s)
             spec = layout.jobs(task.stage) / "tasks" / f"{task.key}.json"
             atomic_write_json(spec, st.to_json())
             python = r.python or sys.executable
-            if r.processes > 1:
+            if r.processes > 1:  # --standalone: each torchrun finds its own free rendezvous port
                 cmd = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={r.processes}",
                        "-m", "launch.runtask", str(spec)]
             else:
                 cmd = [python, "-m", "launch.runtask", str(spec)]
-            ok = _run_with_retries(cmd, task, profile.max_crash_retries, profile.env)
-            if not ok:
+            return _run_with_retries(cmd, task, profile.max_crash_retries, profile.env)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(profile.array_parallelism, len(sub.tasks)))) as pool:
+            if not all(list(pool.map(run_task, sub.tasks))):  # list(): every task runs, failed or not
                 failed.add(sub.job.name)
         print(f"{sub.job.name}: {'FAILED' if sub.job.name in failed else 'done'}", flush=True)
     return not failed

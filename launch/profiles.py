@@ -56,7 +56,8 @@ class ClusterProfile:
     max_nodes: int = bounded(1, ge=1, help="largest job this cluster accepts")
     activation_margin: float = bounded(0.35, ge=0, lt=1, help="fraction of GPU memory kept for activations")
     signal_lead_s: int = bounded(120, ge=10, help="USR2 this long before the time limit: > one step + one save")
-    array_parallelism: int = bounded(64, ge=1, help="max simultaneously running tasks of one array")
+    array_parallelism: int = bounded(64, ge=1, help="max simultaneously running tasks of one array "
+                                                   "(the local executor: of one job)")
     max_crash_retries: int = bounded(2, ge=0, help="requeues after a crash (preemption/timeouts are not counted)")
     setup: list[str] = field(default_factory=list)  # module loads, exports: every job
     env: dict[str, str] = field(default_factory=dict)  # environment of every task (SLURM: exported in setup)

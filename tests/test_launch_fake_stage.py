@@ -70,3 +70,26 @@ def test_fake_stage_resumes_where_it_stopped(tmp_path):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 4] and (out / "_COMPLETE").is_file()
+
+
+def _local_spans(sweep, parallel: int) -> list[tuple[float, float]]:
+    """Two fake-stage tasks of one job through the local executor: (start, end) of each, sorted."""
+    from dataclasses import replace
+
+    from launch.executors import Submission, run_local
+    from launch.graph import Job, Resources, Task
+    from launch.profiles import load_profile
+
+    tasks = [Task("datagen", f"t{i}", ((f"out={sweep / f't{i}'}", "steps=3", "sleep=0.7"),), str(sweep / f"t{i}"),
+                  module="tests.test_launch_fake_stage") for i in range(2)]
+    job = Job("fake", "datagen", tasks, Resources(mem_gb=1, time_min=5))
+    assert run_local([Submission(job, tasks)], sweep, replace(load_profile("local"), array_parallelism=parallel))
+    return sorted((float((sweep / f"t{i}" / "starts.log").read_text().split()[0]),
+                   (sweep / f"t{i}" / "_COMPLETE").stat().st_mtime) for i in range(2))
+
+
+def test_local_executor_runs_array_parallelism_tasks_of_a_job_at_once(tmp_path):
+    (_, first_end), (second_start, _) = _local_spans(tmp_path / "one", 1)
+    assert second_start >= first_end  # local.yaml's 1: one after the other
+    (_, first_end), (second_start, _) = _local_spans(tmp_path / "two", 2)
+    assert second_start < first_end  # 2: the second began while the first still ran (each >= 2.1 s)
