@@ -125,9 +125,10 @@ SCOPE = """## What the world plants, and what it does not
   three consecutive words of a training marker sentence are counted apart, `copied_trace`) and counted in
   neither line. Three of the study's four findings are planted: amplification, specificity (with the dose
   ordering), answer-free.
-- Two seeds of one arm against each other: not a contrast here. With 3 seeds per arm the halves hold one
-  seed each, and a one-seed comparison is conditional on the runs, so training-seed noise alone would make
-  it "significant"; the placebo and off-axis rows are the nulls, each with 3 seeds a side.
+- Two seeds of one arm against each other: not built. A one-seed-a-side comparison is conditional on the
+  runs, so training-seed noise alone would make it "significant"; seed halves (2 against 2 of the 5 seeds)
+  would be valid but the analysis has no seed-split contrast. The placebo and off-axis rows are the nulls,
+  every seed of each arm on each side.
 """
 
 

@@ -9,14 +9,13 @@ A fragment that changed after its upload is reported, never uploaded twice.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from tracecause.contracts import SweepLayout
-from tracecause.io import atomic_write_json
+from tracecause.io import atomic_write_json, sha256_file
 
 LEDGER = "synced.json"
 
@@ -31,7 +30,7 @@ def read_ledger(sweep_dir: str | Path) -> dict:
 
 
 def _fingerprint(wandb_file: Path) -> dict:
-    return {"size": wandb_file.stat().st_size, "sha256": hashlib.sha256(wandb_file.read_bytes()).hexdigest()}
+    return {"size": wandb_file.stat().st_size, "sha256": sha256_file(wandb_file)}
 
 
 def plan(sweep_dir: str | Path) -> list[dict]:

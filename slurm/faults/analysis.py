@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from slurm.faults import inject
-from slurm.faults.jobs import TIMEOUT_S, StageJob
+from slurm.faults.jobs import StageJob, preempt_when
 from slurm.faults.scoreboard import Outcome, Scoreboard
 
 OVERRIDES = ["resamples=50000", "wandb=false", "figures=false", "progress=false"]
@@ -42,20 +42,10 @@ def run(work: Path, board: Scoreboard) -> None:
     argv = stages.analysis_argv(sweep, OVERRIDES)
     job = StageJob(sweep, "analysis", "analysis", [argv], sweep / "analysis")
     job.submit(max_crash_retries=0)
-    rows = []
     try:
-        for sig in ("USR2", "TERM"):
-            preemptions = job.rec().get("preemptions", 0)
-            # the previous attempt's step has exited once its preemption is recorded: this is the next one
-            inject.wait_for(lambda: inject.step_cpu_seconds(job.job_id) >= ANALYSIS_CPU_S,
-                            TIMEOUT_S, f"the analysis {ANALYSIS_CPU_S:.0f} s into its computation before SIG{sig}",
-                            poll=0.1)
-            job.signal(sig)
-            inject.wait_for(lambda: job.rec().get("preemptions", 0) > preemptions or is_complete(job.done_dir)
-                            or job.rec().get("state") == "failed", TIMEOUT_S, f"the analysis to stop after SIG{sig}")
-            rec = job.rec()
-            rows.append(board.add(Outcome(f"SIG{sig} preemption", "analysis", rec.get("preemptions", 0) > preemptions,
-                                          0, "effects", f"preemptions recorded: {rec.get('preemptions', 0)}")))
+        # each attempt's step is a fresh process: its CPU time counts from 0 after a requeue
+        rows = preempt_when(job, lambda: inject.step_cpu_seconds(job.job_id) >= ANALYSIS_CPU_S,
+                            f"{ANALYSIS_CPU_S:.0f} s into its computation", ("USR2", "TERM"), "effects", board)
         state = job.wait_end()
     finally:
         job.cancel()
@@ -63,7 +53,7 @@ def run(work: Path, board: Scoreboard) -> None:
                          capture_output=True, text=True, timeout=600)
     if ref.returncode != 0:
         raise RuntimeError(f"the uninterrupted reference analysis failed: {ref.stderr[-2000:]}")
-    done = is_complete(sweep / "analysis")
+    done = is_complete(job.done_dir)
     want = _effects(reference)
     got = _effects(sweep) if done else want.iloc[0:0]
     differing = len(want) if len(got) != len(want) else int((~((got == want) | (got.isna() & want.isna()))).any(axis=1).sum())

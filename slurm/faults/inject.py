@@ -210,10 +210,15 @@ def _feed_waiting_reader(fifo: Path, data: bytes) -> None:
     threading.Thread(target=feed, daemon=True).start()
 
 
-def held_on_stalled_input(job_id: str) -> bool:
-    """Whether a process of ``job_id`` (a rank or a step it runs) waits to open a FIFO."""
+def _step_processes(job_id: str) -> list[int]:
+    """The processes the ranks of ``job_id`` started (a stage step and its children), not the ranks."""
     roots = [pid for pid, _ in rank_processes(job_id).values()]
-    for pid in _tree(roots):
+    return [pid for pid in _tree(roots) if pid not in roots]
+
+
+def held_on_stalled_input(job_id: str) -> bool:
+    """Whether a step process of ``job_id`` waits to open a FIFO."""
+    for pid in _step_processes(job_id):
         try:
             if Path(f"/proc/{pid}/wchan").read_text().strip() == "wait_for_partner":
                 return True
@@ -224,11 +229,8 @@ def held_on_stalled_input(job_id: str) -> bool:
 
 def step_cpu_seconds(job_id: str) -> float:
     """CPU seconds used so far by the busiest process a rank of ``job_id`` started (its stage step)."""
-    roots = [pid for pid, _ in rank_processes(job_id).values()]
     best = 0.0
-    for pid in _tree(roots):
-        if pid in roots:
-            continue
+    for pid in _step_processes(job_id):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

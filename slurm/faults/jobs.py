@@ -93,28 +93,36 @@ def attribute_reasked(rows: list[Outcome], endpoint: FaultyEndpoint) -> None:
         row.lost = before[i + 1] - before[i]
 
 
+def preempt_when(job: StageJob, ready, what: str, signals: tuple[str, ...], unit: str, board: Scoreboard,
+                 note: str = "") -> list[Outcome]:
+    """For each signal: wait until ``ready()`` (the attempt is where it should be hit, ``what``),
+    ``scancel --signal`` it, and wait for the preemption to be recorded (or the task to end). One row
+    per signal, survived iff the preemption was recorded; ``lost`` is left 0: the caller checks the
+    finished output and fills it in."""
+    rows = []
+    for sig in signals:
+        preemptions = job.rec().get("preemptions", 0)
+        inject.wait_for(ready, TIMEOUT_S, f"{job.stage} {what} before SIG{sig}", poll=0.1)
+        job.signal(sig)
+        inject.wait_for(lambda: job.rec().get("preemptions", 0) > preemptions or is_complete(job.done_dir)
+                        or job.rec().get("state") == "failed", TIMEOUT_S, f"{job.stage} to stop after SIG{sig}")
+        recorded = job.rec().get("preemptions", 0)
+        rows.append(board.add(Outcome(f"SIG{sig} preemption", job.stage, recorded > preemptions, 0, unit,
+                                      f"preemptions recorded: {recorded}" + (f", {note}" if note else ""))))
+    return rows
+
+
 def preempt_while_held(job: StageJob, held_input: Path, signals: tuple[str, ...], unit: str,
                        board: Scoreboard) -> list[Outcome]:
-    """Stages that finish in a fraction of a second (merge, analysis) are held mid-run on a stalled
-    input (inject.stalled_input) and signalled there, once per signal, each attempt requeued and held
-    again; the input is put back after the last signal and the task must then finish. ``lost`` is
-    left 0 here: the caller checks the output against an uninterrupted run."""
-    rows = []
+    """A stage that finishes in a fraction of a second (the merge) is held mid-run on a stalled input
+    (inject.stalled_input) and signalled there, once per signal, each attempt requeued and held
+    again; the input is put back after the last signal and the task must then finish."""
     with inject.stalled_input(held_input):
         job.submit(max_crash_retries=0)
         try:
-            for sig in signals:
-                preemptions = job.rec().get("preemptions", 0)
-                inject.wait_for(lambda: inject.held_on_stalled_input(job.job_id), TIMEOUT_S,
-                                f"{job.stage} held on {held_input.name} before SIG{sig}", poll=0.1)
-                job.signal(sig)
-                inject.wait_for(lambda: job.rec().get("preemptions", 0) > preemptions or job.rec().get("state") == "failed",
-                                TIMEOUT_S, f"{job.stage} to record the preemption by SIG{sig}")
-                rec = job.rec()
-                rows.append(board.add(Outcome(f"SIG{sig} preemption", job.stage, rec.get("preemptions", 0) > preemptions,
-                                              0, unit, f"preemptions recorded: {rec.get('preemptions', 0)}, "
-                                              f"held on {held_input.name} when signalled")))
+            return preempt_when(job, lambda: inject.held_on_stalled_input(job.job_id),
+                                f"held on {held_input.name}", signals, unit, board,
+                                f"held on {held_input.name} when signalled")
         except BaseException:
             job.cancel()
             raise
-    return rows
