@@ -211,3 +211,62 @@ def test_seed_spread_widens_the_interval():
     assert spread.n_seeds == 4 and spread.method == same.method == SEEDS_RANDOM
     assert (spread.ci_hi - spread.ci_lo) > 2 * (same.ci_hi - same.ci_lo)
     assert spread.ci_lo < spread.estimate < spread.ci_hi and spread.df < same.df
+
+
+def test_replicate_splits_are_nulls_with_nominal_error_rates():
+    # 500 simulated null studies with 5 seeds per trained arm: each arm's seeds {0,1} - {2,3,4} is a
+    # contrast whose truth is 0 by construction, tested like any two arms
+    bench = null_replications(500, seeds=5, seed_sd=0.03, base_rate=0.12, seed=20261201)
+    rows = pd.DataFrame(benchmark_effects(bench, {}, CFG, []))
+    split = rows[rows["kind"] == "replicate_split"]
+    assert len(split) == 500 * 3 and (split["method"] == SEEDS_RANDOM).all()
+    assert set(split["arm_a"].str.rsplit(".", n=1).str[1]) == {"s0+s1"}
+    assert set(split["arm_b"].str.rsplit(".", n=1).str[1]) == {"s2+s3+s4"}
+    fpr = float((split["p"] < 0.05).mean())
+    coverage = float(((split["ci_lo"] <= 0) & (0 <= split["ci_hi"])).mean())
+    assert 0.03 <= fpr <= 0.07, f"false-positive rate {fpr:.3f} over {len(split)} replicate splits"
+    assert 0.93 <= coverage <= 0.97, f"95% CI coverage {coverage:.3f} over {len(split)} replicate splits"
+    # the halves leave every other effect as it was: the same rows, value for value, without them
+    from evalsuite.analysis import run as analysis_run
+
+    real = analysis_run.replicate_splits
+    try:
+        analysis_run.replicate_splits = lambda b: (b, [])
+        without = pd.DataFrame(benchmark_effects(bench, {}, CFG, []))
+    finally:
+        analysis_run.replicate_splits = real
+    other = rows[rows["kind"] != "replicate_split"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(other[without.columns], without)
+    # four seeds (halves of two) give no split: measured too hot (see SPLIT_MIN_SEEDS)
+    four = null_replications(3, seeds=4, seed=1)
+    assert not any(r["kind"] == "replicate_split" for r in benchmark_effects(four, {}, CFG, []))
+
+
+def test_seed_level_df_never_falls_below_its_parts_when_the_prompt_part_is_truncated():
+    """Satterthwaite's df of a sum of positive parts lies between the smallest part's df and their
+    total. When the residual mean squares exceed the prompt variance (sampling noise: most often with
+    few prompts and a rare outcome) the prompt part is truncated at 0; V must then be that same sum,
+    or df drops below every part's (measured in the world demo: 0.88 from parts of 4 and 11 df)."""
+    from evalsuite.analysis.seeds import arm_contributions, prompt_variance, seed_level_inference, seed_mean_squares
+
+    rng = np.random.default_rng(3)
+    clusters = np.arange(12)
+    A, B = ("m", "evil", "qta"), ("m", "evil_low", "qta")
+    truncated = 0
+    for _ in range(300):
+        rate_a = np.clip(0.15 + rng.normal(0, 0.05, (5, 1)), 0, 1)
+        rate_b = np.clip(0.04 + rng.normal(0, 0.01, (5, 1)), 0, 1)
+        series = {(A, "think", "m"): dict(enumerate(rng.binomial(4, np.repeat(rate_a, 12, 1)) / 4)),
+                  (B, "think", "m"): dict(enumerate(rng.binomial(4, np.repeat(rate_b, 12, 1)) / 4))}
+        bench = _bench(series, clusters, is_rate=True)
+        terms = [((A, "think", "m"), 1.0), ((B, "think", "m"), -1.0)]
+        mask = np.ones(12, dtype=bool)
+        d = np.mean(list(series[terms[0][0]].values()), 0) - np.mean(list(series[terms[1][0]].values()), 0)
+        seeded = [seed_mean_squares(y) for y in arm_contributions(bench, terms, mask).values()]
+        if sum(ms - res for ms, res in seeded) > 0 and prompt_variance(d, clusters, mask)[0] < sum(r for _, r in seeded):
+            truncated += 1
+        inf = seed_level_inference(bench, terms, mask, d, 0.05)
+        if np.isfinite(inf.df):
+            assert inf.df >= 4 - 1e-9, inf  # the seed parts have 4 df, the prompt part 11
+            assert inf.ci_hi - inf.estimate == pytest.approx(stats.t.ppf(0.975, inf.df) * inf.se)
+    assert truncated >= 10  # the case this test is about did occur

@@ -116,7 +116,8 @@ def eval_progress_file(shard_index: int | str, shard_count: int | str) -> str:
 
 # ----------------------------------------------------------------------------- effects
 
-EFFECT_KINDS = ("training", "amplification", "content", "answer_free", "internalisation", "specificity", "scale")
+EFFECT_KINDS = ("training", "amplification", "content", "answer_free", "internalisation", "specificity", "scale",
+                "replicate_split")
 EFFECT_COLUMNS = (
     "kind", "benchmark", "metric", "mode", "size", "paradigm", "arm_a", "arm_b", "estimate",
     "ci_lo", "ci_hi", "p", "p_adj", "family", "effect_size", "n_prompts", "n_clusters", "n_seeds", "input_hash",

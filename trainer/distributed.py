@@ -116,6 +116,16 @@ def init(d: DistEnv, use_cuda: bool, timeout_min: float = 30.0) -> None:
                                timeout=datetime.timedelta(minutes=timeout_min))
 
 
+def shutdown() -> None:
+    """Tear the process group down while the interpreter is whole. Left to exit-time destruction,
+    gloo's threads can outlive it and abort a finished rank ("terminate called without an active
+    exception"), which SLURM records as a failed task after every output was written."""
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
 def all_reduce_max(value: float) -> float:
     import deepspeed.comm as dist
     import torch

@@ -199,5 +199,6 @@ def run(cfg: TrainConfig) -> int:
         distributed.barrier()
     finally:
         stop.restore()
+        distributed.shutdown()
     reporter.close()
     return 0

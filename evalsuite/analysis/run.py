@@ -16,7 +16,7 @@ from tracecause.contracts import (EFFECT_COLUMNS, EFFECT_INFERENCE_COLUMNS, EFFE
 from tracecause.io import atomic_dir, atomic_write_json
 
 from .config import AnalysisConfig
-from .contrasts import internalisation_effects, pairwise_effects, scale_effects
+from .contrasts import internalisation_effects, pairwise_effects, replicate_splits, scale_effects
 from .engine import EffectResult, run_linear
 from .load import build_benchmarks, discover, find_missing_cells, load_prompt_means, scorers_used
 from .multiplicity import assign_families
@@ -90,7 +90,8 @@ def benchmark_effects(bench, log_params: dict, cfg: AnalysisConfig, notes: list[
     """Every linear effect of one benchmark (and the ratios derived from them) as effect rows."""
     effects = pairwise_effects(bench, notes) + internalisation_effects(bench)
     effects += scale_effects(bench, effects, log_params)
-    results, reps, skipped = run_linear(bench, effects, cfg.resamples, cfg.seed, cfg.alpha, progress)
+    with_halves, splits = replicate_splits(bench)
+    results, reps, skipped = run_linear(with_halves, effects + splits, cfg.resamples, cfg.seed, cfg.alpha, progress)
     notes += skipped
     return [_row(r) for r in results] + _ratios(results, reps, cfg.alpha)
 
