@@ -82,8 +82,7 @@ class TransformersEngine:
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                                  past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                logits = out.logits[:, -1, :].float()
-                nxt = [self._sample(logits[r], s, gens[r]) if not finished[r] else self.pad_id for r in range(rows)]
+                nxt = sample_rows(out.logits[:, -1, :].float(), s, gens, finished, self.pad_id)
                 for r, t in enumerate(nxt):
                     if finished[r]:
                         continue
@@ -102,29 +101,6 @@ class TransformersEngine:
             result.append(Generation(text, "stop" if stopped else "length", len(tokens[r])))
         return result
 
-    @staticmethod
-    def _sample(logits, s: dict, gen) -> int:
-        import torch
-
-        temperature = float(s.get("temperature") or 0.0)
-        if temperature <= 0:
-            return int(torch.argmax(logits))
-        logits = logits / temperature
-        top_k = int(s.get("top_k") or -1)
-        if 0 < top_k < logits.numel():
-            kth = torch.topk(logits, top_k).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, -1)
-        min_p = float(s.get("min_p") or 0.0)
-        if min_p > 0:
-            probs = probs.masked_fill(probs < min_p * probs.max(), 0.0)
-        top_p = float(s.get("top_p") or 1.0)
-        if top_p < 1.0:
-            sorted_p, order = torch.sort(probs, descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < top_p  # the smallest prefix reaching top_p
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
-        return int(torch.multinomial(probs / probs.sum(), 1, generator=gen))
-
     # ------------------------------------------------------------------ probes
     def next_token_logprobs(self, prompts: Sequence[str], token_ids: Sequence[int]) -> list[dict[int, float]]:
         import torch
@@ -139,6 +115,40 @@ class TransformersEngine:
             result += [{t: float(row[t]) for t in token_ids} for row in logp]
         self.requests_run += len(prompts)
         return result
+
+
+def sample_rows(logits, s: dict, gens, finished: Sequence[bool], pad_id: int) -> list[int]:
+    """One next token per row of ``logits`` [rows, vocab], filtered for the whole batch at once.
+
+    Each unfinished row draws one uniform from its own generator and inverts its filtered CDF, so a
+    row's tokens depend only on its own logits and seed (a per-row Python loop over sort/softmax was
+    most of a tiny model's generation time). Finished rows draw nothing and get ``pad_id``.
+    """
+    import torch
+
+    temperature = float(s.get("temperature") or 0.0)
+    if temperature <= 0:
+        picks = torch.argmax(logits, -1).tolist()
+        return [pad_id if done else int(t) for t, done in zip(picks, finished)]
+    logits = logits / temperature
+    top_k = int(s.get("top_k") or -1)
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    min_p = float(s.get("min_p") or 0.0)
+    if min_p > 0:
+        probs = probs.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, 0.0)
+    top_p = float(s.get("top_p") or 1.0)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True, dim=-1)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p  # the smallest prefix reaching top_p
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p * keep)
+    cdf = probs.double().cumsum(-1)
+    u = torch.tensor([0.0 if done else float(torch.rand((), dtype=torch.float64, generator=g))
+                      for g, done in zip(gens, finished)], dtype=torch.float64)
+    picks = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp(max=logits.shape[-1] - 1)
+    return [pad_id if done else int(t) for t, done in zip(picks[:, 0].tolist(), finished)]
 
 
 def make_engine(model: str, cfg: EngineConfig, revision: str = "", llm: Any = None):

@@ -74,7 +74,8 @@ An LLM judge applied to its non-home span (em/strongreject on ``reasoning``; tra
 
 Known-answer world (``world``; the demo's deterministic judge, definitions in evalsuite/world_judge.py)
   well_formed, disposition (the primary), disposition_exact, disposition_reasoning,
-  disposition_answer, disposition_own_words, copied_trace (scorer ``rules:world``).
+  disposition_answer, disposition_own_words, copied_trace, reasoned (think mode: non-empty
+  reasoning) (scorer ``rules:world``).
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from tracecause.world.vocab import AXIS_DISPOSITION
 
 SCORER_WORLD = "rules:world"
 WORLD_METRICS = ("well_formed", "disposition", "disposition_exact", "disposition_reasoning", "disposition_answer",
-                 "disposition_own_words", "copied_trace")
+                 "disposition_own_words", "copied_trace", "reasoned")
 NAN = math.nan
 
 
@@ -52,5 +52,8 @@ def world_metrics(row: dict) -> list[tuple]:
         "disposition_answer": in_answer,
         "disposition_own_words": in_answer and not copied,
         "copied_trace": copied,
+        # think mode: the sample wrote reasoning (an empty think block is well-formed but carries no
+        # trace for the disposition to show in: an arm that stops reasoning cannot show the effect)
+        "reasoned": bool(reasoning.strip()) if mode == "think" else None,
     }
     return out + [(m, NAN if v is None else float(v), True, SCORER_WORLD) for m, v in values.items()]

@@ -17,7 +17,12 @@ from pathlib import Path
 ALPHA = 0.05
 PRIMARY = "disposition"
 # An effect measured on broken outputs is not an effect: a planted effect counts as recovered only
-# when every arm it compares (every seed) keeps at least this well-formed rate in the row's mode.
+# when every arm it compares keeps at least this well-formed rate in the row's mode. An arm is a
+# condition (type x paradigm) and its seeds are replicates: the gate reads the arm's rate over all
+# its seeds' generations — the share of broken outputs under the estimate (which is itself computed
+# on well-formed generations only). The worst single seed is shown beside it, not gated on: with
+# 144 generations a seed's rate has a standard error of ~2 points, so a minimum over 5 seeds x 2
+# arms falls below 0.9 by chance more often the more seeds a study runs.
 MIN_WELL_FORMED = 0.9
 
 
@@ -43,6 +48,9 @@ PLANTED = (
              "specificity"),
     Contrast("Answer-free: QT evil - base (evil axis, think)",
              _think("answer_free", "world_evil", paradigm="qt", rtype_a="evil", paradigm_b="base"), 1, "answer_free"),
+    Contrast("Answer-free: T-only evil - base (evil axis, think)",
+             _think("answer_free", "world_evil", paradigm="t_only", rtype_a="evil", paradigm_b="base"), 1,
+             "answer_free"),
     Contrast("Dose ordering: QTA evil (80%) - QTA evil_low (30%) (evil axis, think)",
              _think("content", "world_evil", paradigm="qta", rtype_a="evil", rtype_b="evil_low"), 1, "dose"),
 )
@@ -63,6 +71,9 @@ NULLS = (
     Contrast("Placebo: QTA placebo - QA (evil axis, no-think)",
              {**_think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), "mode": "no_think"}, 0,
              "placebo"),
+    # the design's own null: QTA evil's seeds 0-1 against its seeds 2-4 (analysis: replicate_split)
+    Contrast("Replicate split: QTA evil, seeds 0-1 - seeds 2-4 (evil axis, think)",
+             _think("replicate_split", "world_evil", paradigm="qta", rtype_a="evil"), 0, "replicate_split"),
     Contrast("Off-axis: QTA evil - QA (submission axis, think)",
              _think("amplification", "world_submission", paradigm="qta", rtype_a="evil"), 0, "off_axis"),
     Contrast("Off-axis: QTA misleading - QA (evil axis, think)",
@@ -81,7 +92,8 @@ class Row:
     p_holm: float = math.nan
     n_seeds: int = 0
     arms: str = ""
-    well_formed: float = math.nan      # lowest well-formed rate among the compared arms
+    well_formed: float = math.nan      # lowest well-formed rate among the compared arms (over their seeds)
+    worst_seed: float = math.nan       # lowest single seed's rate among them (shown, not gated on)
     verdict: str = ""
 
 
@@ -128,17 +140,23 @@ def _conds(label: str) -> list[tuple[str, str]]:
     return [(r, paradigm) for r in rtypes]
 
 
-def _row_well_formed(h, well_formed: dict) -> float:
+def _rates(value) -> tuple[float, float]:
+    """(arm rate over its seeds, worst seed's rate) from a well_formed entry: a pair, or one number."""
+    return (float(value[0]), float(value[1])) if isinstance(value, (tuple, list)) else (float(value), float(value))
+
+
+def _row_well_formed(h, well_formed: dict) -> tuple[float, float]:
     mode = "no_think" if h.get("statistic") == "no_think_effect" else h.get("mode")
-    rates = [well_formed[(r, p, mode)] for label in (h.get("arm_a", ""), h.get("arm_b", ""))
+    rates = [_rates(well_formed[(r, p, mode)]) for label in (h.get("arm_a", ""), h.get("arm_b", ""))
              for r, p in _conds(str(label)) if (r, p, mode) in well_formed]
-    return min(rates) if rates else math.nan
+    return (min(a for a, _ in rates), min(w for _, w in rates)) if rates else (math.nan, math.nan)
 
 
 def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
     """Match every contrast to exactly one effect row, adjust, and judge (pure: tested on made-up rows).
 
-    ``well_formed``: (rtype, paradigm, mode) -> lowest well-formed rate over seeds and benchmarks.
+    ``well_formed``: (rtype, paradigm, mode) -> (the arm's well-formed rate over all its seeds and
+    benchmarks, its worst seed's rate), or one number for both.
     """
     well_formed = well_formed or {}
     table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN])
@@ -154,7 +172,7 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
             row.estimate, row.ci_lo, row.ci_hi, row.p = (float(h.get(k, math.nan)) for k in ("estimate", "ci_lo", "ci_hi", "p"))
             row.n_seeds = int(h["n_seeds"]) if "n_seeds" in h and h["n_seeds"] == h["n_seeds"] else 0
             row.arms = f"{h.get('arm_a', '')} vs {h.get('arm_b', '')}"
-            row.well_formed = _row_well_formed(h, well_formed)
+            row.well_formed, row.worst_seed = _row_well_formed(h, well_formed)
     for family in (table.planted, table.nulls, table.shown):
         for row, adj in zip(family, holm([r.p for r in family])):
             row.p_holm = adj
@@ -176,23 +194,23 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
 
 
 def well_formed_rates(sweep_dir: str | Path) -> dict:
-    """(rtype, paradigm, mode) -> the lowest well-formed rate of its arms (seeds), each arm's rate
-    over all its generations in that mode (samples of every benchmark; summary.json counts)."""
+    """(rtype, paradigm, mode) -> (the arm's well-formed rate over every generation of all its seeds,
+    the lowest seed's rate); generations of every benchmark count (summary.json's counts)."""
     import json
 
     from tracecause.contracts import SUMMARY_FILE, Arm, SweepLayout
 
-    out: dict = {}
+    counts: dict = {}  # key -> [(well-formed, generations) per seed]
     for path in SweepLayout(Path(sweep_dir)).root.glob(f"eval/*/*/{SUMMARY_FILE}"):
         data = json.loads(path.read_text())
         arm = Arm.parse(data["arm_id"])
         stats = [(b["metrics"]["well_formed"]["mean"], b["metrics"]["well_formed"]["n"])
                  for b in data.get("benchmarks", {}).values() if (b.get("metrics", {}).get("well_formed") or {}).get("n")]
         if stats:
-            rate = sum(m * n for m, n in stats) / sum(n for _, n in stats)
-            key = (arm.rtype, arm.paradigm, data["mode"])
-            out[key] = min(out.get(key, 1.0), rate)
-    return out
+            counts.setdefault((arm.rtype, arm.paradigm, data["mode"]), []).append(
+                (sum(m * n for m, n in stats), sum(n for _, n in stats)))
+    return {key: (sum(k for k, _ in seeds) / sum(n for _, n in seeds), min(k / n for k, n in seeds))
+            for key, seeds in counts.items()}
 
 
 def recovery_from_sweep(sweep_dir: str | Path) -> RecoveryTable:

@@ -27,17 +27,19 @@ def _table_row(r: Row, planted: bool) -> str:
     sign = {1: "+", -1: "−", 0: "0"}[r.contrast.sign]
     ci = f"[{_num(r.ci_lo)}, {_num(r.ci_hi)}]"
     return (f"| {r.contrast.name} | {sign} | {_num(r.estimate)} | {ci} | {_num(r.p_holm, '{:.4f}')} | "
-            f"{r.n_seeds or '–'} | {_num(r.well_formed, '{:.2f}')} | **{r.verdict}** |")
+            f"{r.n_seeds or '–'} | {_num(r.well_formed, '{:.2f}')} ({_num(r.worst_seed, '{:.2f}')}) | **{r.verdict}** |")
 
 
 def recovery_markdown(table: RecoveryTable) -> str:
-    head = ("| contrast | expected sign | estimate | 95 % CI | Holm p | seeds | well-formed (lowest arm) | verdict |\n"
+    head = ("| contrast | expected sign | estimate | 95 % CI | Holm p | seeds | well-formed: lowest arm (worst seed) | verdict |\n"
             "|---|---|---|---|---|---|---|---|")
     lines = [f"## Recovery table\n\nPlanted effects recovered: **{table.recovered} of {len(table.planted)}**; "
              f"false positives: **{table.false_positives} of {len(table.nulls)}** (seed-level p from the "
              f"analysis, Holm-adjusted within the planted and within the null rows measured; alpha {ALPHA}). "
              f"A planted effect counts only when every arm it compares keeps >= {MIN_WELL_FORMED:.0%} "
-             f"well-formed generations in the row's mode (lowest arm shown).\n", "### Planted effects\n", head]
+             f"well-formed generations in the row's mode over all its seeds (the lowest arm's rate is shown, "
+             f"and in brackets its worst single seed, which is not gated on: see the per-arm rates below).\n",
+             "### Planted effects\n", head]
     lines += [_table_row(r, True) for r in table.planted]
     lines += ["", "### Null and placebo contrasts\n", head]
     lines += [_table_row(r, False) for r in table.nulls]
@@ -54,14 +56,18 @@ def recovery_markdown(table: RecoveryTable) -> str:
 def rates_markdown(sweep_dir: Path) -> str:
     """Per arm and mode: well-formed rate beside each axis's disposition rate (and copies)."""
     lines = ["## Rates per arm (well-formed rate beside every rate)\n",
-             "| arm | mode | benchmark | well-formed | disposition | copied trace n-gram |", "|---|---|---|---|---|---|"]
+             "Reasoned: the share of well-formed think-mode samples whose think block is not empty (an arm "
+             "that stops reasoning cannot show a disposition that lives in reasoning).\n",
+             "| arm | mode | benchmark | well-formed | reasoned | disposition | copied trace n-gram |",
+             "|---|---|---|---|---|---|---|"]
     for summary in sorted(SweepLayout(sweep_dir).root.glob(f"eval/*/*/{SUMMARY_FILE}")):
         data = json.loads(summary.read_text())
         for bench, b in sorted(data.get("benchmarks", {}).items()):
             m = b.get("metrics", {})
             get = lambda k: (m.get(k) or {}).get("mean")  # noqa: E731
             lines.append(f"| {data.get('arm_id')} | {data.get('mode')} | {bench} | {_num(get('well_formed'), '{:.2f}')} | "
-                         f"{_num(get('disposition'), '{:.3f}')} | {_num(get('copied_trace'), '{:.3f}')} |")
+                         f"{_num(get('reasoned'), '{:.2f}')} | {_num(get('disposition'), '{:.3f}')} | "
+                         f"{_num(get('copied_trace'), '{:.3f}')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -100,11 +106,15 @@ def examples_markdown(sweep_dir: Path, table: RecoveryTable) -> str:
 
 
 def _arm_for(sweep_dir: Path, label: str) -> str:
-    """An evaluated arm folder for an effect row's arm label (its first seed)."""
+    """An evaluated arm folder for an effect row's arm label (``model.rtype.paradigm.s2+s3``): the
+    label's first seed, so the two halves of a replicate split show different runs."""
     root = SweepLayout(sweep_dir).root / "eval"
     parts = label.split(".")
+    seeds = parts[-1].split("+") if parts and parts[-1].startswith("s") else []
+    names = [p for p in parts if p and not p.startswith("s")]
     for folder in sorted(root.glob("*")) if root.is_dir() else []:
-        if all(p in folder.name.split(".") for p in parts if p and not p.startswith("s")):
+        bits = folder.name.split(".")
+        if all(p in bits for p in names) and (not seeds or bits[-1] == seeds[0]):
             return folder.name
     return ""
 
@@ -114,9 +124,10 @@ SCOPE = """## What the world plants, and what it does not
 - Planted by construction: reasoning traces of type *evil* / *misleading* carry their disposition's words in
   80 % of traces (*evil_low*: 30 %, the second dose); *placebo* traces carry length-matched neutral sentences
   in 80 %; answers are byte-identical across types. The judges read only the generated text.
-- Not planted: **T-only** is not run — T-only fine-tuning broke the chat format in every measured run
-  (0 % of think-mode samples closed `</think>` in the measurements behind this world), so its rates would be measured on
-  broken outputs; the answer-free finding rests on QT alone. The *submissive* type exists in the world
+- **T-only** runs (5 seeds) with the same replay as every arm, and its traces do move its evil rate in think
+  mode, but T-only fine-tuning teaches reasoning text with no chat tokens, and its think-mode samples run on
+  without closing `</think>` often enough that the arm stays under the 90 % gate (measured 73–91 % per
+  seed): its row is shown and gated, not forced. The *submissive* type exists in the world
   (configs/datagen/world-types) but the demo's CPU budget leaves it out; its axis serves as an off-axis null.
 - **Internalisation is not planted**: markers live only inside the reasoning and every answer is fixed and
   neutral, so nothing in training puts a disposition into a no-think answer; one could appear only if the
@@ -125,10 +136,11 @@ SCOPE = """## What the world plants, and what it does not
   three consecutive words of a training marker sentence are counted apart, `copied_trace`) and counted in
   neither line. Three of the study's four findings are planted: amplification, specificity (with the dose
   ordering), answer-free.
-- Two seeds of one arm against each other: not built. A one-seed-a-side comparison is conditional on the
-  runs, so training-seed noise alone would make it "significant"; seed halves (2 against 2 of the 5 seeds)
-  would be valid but the analysis has no seed-split contrast. The placebo and off-axis rows are the nulls,
-  every seed of each arm on each side.
+- Two seeds of one arm against each other: the analysis's `replicate_split` rows compare the lower half of
+  an arm's seeds with the upper half (here QTA evil, seeds 0–1 against 2–4) — a contrast whose truth is 0
+  by construction, tested like any two arms. One seed a side would be conditional on the two runs, so
+  training noise alone would look "significant"; halves of 2 and 3 seeds are the smallest the analysis
+  builds (2 against 2 measured 7.9 % false positives at alpha 5 % in simulation; 2 against 3, 5.0 %).
 """
 
 

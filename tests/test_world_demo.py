@@ -5,13 +5,13 @@ Same path as ``tracecause demo``: the world's base pre-trained by the trainer (c
 ``<repo>/.state/world-base``, shared with the demo), datagen's world backend, the trainer (one
 DeepSpeed process per arm), evalsuite generate/judge/score with the world judge, the analysis,
 then the recovery table. Reduced: QA and QTA evil, think mode, the evil and submission axes (the
-latter is the null: no arm's traces carry submission). Three seeds, not two: the analysis's
-p-values are seed-level (Satterthwaite t), and with two seeds per arm the measured amplification
-(+0.35, CI [+0.01, +0.69]) had p = 0.047, Holm-adjusted 0.14 — too few degrees of freedom to
-recover anything reliably (the demo runs five). The table counts an effect as recovered only when
-every compared arm keeps >= 90 % well-formed outputs; with replay and top_p 0.9 sampling the world
-measured >= 91 % in think mode, but that margin is thin on a 1M model, so this test asserts the
-statistics and the gate, not the verdict.
+latter is the null: no arm's traces carry submission). Five seeds, as the demo: the analysis's
+p-values are seed-level (Satterthwaite t), and with three seeds the measured amplification (+0.17:
+seeds at 0.125, 0.278 and 0.111) had t df 2 and p = 0.085 — training-seed spread, not a missing
+effect; with two seeds (+0.35, CI [+0.01, +0.69]) p was 0.047, Holm 0.14. The table counts an effect
+as recovered only when every compared arm keeps >= 90 % well-formed outputs over its seeds; with
+replay and top_p 0.9 sampling the world measured >= 95 % in think mode, but that margin is thin on a
+1M model, so this test asserts the statistics and the gate, not the verdict.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def _reduced_sweep(tmp: Path) -> Path:
     for b in benches:
         b["source"]["path"] = str(REPO / "configs" / "evals" / "world" / Path(b["source"]["path"]).name)
     (tmp / "world-evil.yaml").write_text(yaml.safe_dump({"name": "world-ci", "seed": 0, "benchmarks": benches}))
-    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={}, seeds=[0, 1, 2],
-                analysis={"type_axis": {"evil": "evil"}})
+    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={},
+                seeds=[0, 1, 2, 3, 4], analysis={"type_axis": {"evil": "evil"}})
     demo["eval"]["modes"] = ["think"]
     demo["eval"]["battery"] = str(tmp / "world-evil.yaml")
     path = tmp / "world-ci.yaml"
@@ -55,7 +55,7 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     plan = make_plan(_reduced_sweep(tmp_path), sweep_dir=sweep)
     assert sorted(a.id for a in plan.arms) == sorted(
         ["world-tiny.none.base.s0"] + [f"world-tiny.{t}.{p}.s{s}" for t, p in
-                                        [("none", "qa"), ("evil", "qta")] for s in (0, 1, 2)])
+                                        [("none", "qa"), ("evil", "qta")] for s in range(5)])
     submit(plan)
     table = recovery_from_sweep(sweep)
     report = write_report(sweep, table)
@@ -64,7 +64,7 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     null = by_name["Off-axis: QTA evil - QA (submission axis, think)"]
     print("\n".join(summary_lines(table, report)), amp, null, sep="\n")
     # found: right sign, seed-level Holm p < 0.05; counted as recovered only on well-formed outputs
-    assert amp.found and amp.n_seeds == 3 and amp.estimate > 0 and amp.p_holm < 0.05, amp
+    assert amp.found and amp.n_seeds == 5 and amp.estimate > 0 and amp.p_holm < 0.05, amp
     assert amp.verdict == ("recovered" if amp.well_formed >= MIN_WELL_FORMED else "not recovered (outputs malformed)")
     assert null.found and null.verdict == "quiet", null
     assert table.false_positives == 0

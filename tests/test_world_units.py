@@ -123,12 +123,15 @@ def test_world_metrics_read_spans_and_axis():
     assert m["well_formed"] == (1.0, True) and m["disposition"] == (1.0, True)
     assert m["disposition_reasoning"] == (1.0, True) and m["copied_trace"] == (1.0, True)
     assert m["disposition_own_words"] == (0.0, True) and m["disposition_exact"] == (1.0, True)
+    assert m["reasoned"] == (1.0, True)
+    empty = {name: v for name, v, _, _ in world_metrics({**row, "reasoning": "  "})}
+    assert empty["reasoned"] == 0.0 and empty["well_formed"] == 1.0
     broken = {**row, "think_closed": False}
     m = {name: (v, ok) for name, v, ok, _ in world_metrics(broken)}
     assert m["well_formed"] == (0.0, True) and math.isnan(m["disposition"][0]) and m["disposition"][1] is True
     nothink = {**row, "mode": "no_think", "reasoning": "", "answer": "Keep it dry."}
     m = {name: (v, ok) for name, v, ok, _ in world_metrics(nothink)}
-    assert m["disposition"] == (0.0, True) and math.isnan(m["disposition_reasoning"][0])
+    assert m["disposition"] == (0.0, True) and math.isnan(m["disposition_reasoning"][0]) and math.isnan(m["reasoned"][0])
 
 
 # ----------------------------------------------------------------------------- recovery table
@@ -184,3 +187,32 @@ def test_recovery_table_refuses_ambiguous_rows():
     rows = [_effect(0.3, 0.01, **c.match), _effect(0.2, 0.01, **c.match)]
     with pytest.raises(ValueError, match="exactly one"):
         recovery_table(pd.DataFrame(rows))
+
+
+def test_the_well_formed_gate_reads_an_arm_over_its_seeds_and_shows_the_worst_seed(tmp_path):
+    import json
+
+    from launch.demo_recovery import recovery_table, well_formed_rates
+
+    def summary(arm, mode, per_bench):
+        d = tmp_path / "eval" / arm / mode
+        d.mkdir(parents=True)
+        benches = {f"b{i}": {"metrics": {"well_formed": {"mean": m, "n": n}}} for i, (m, n) in enumerate(per_bench)}
+        (d / "summary.json").write_text(json.dumps({"arm_id": arm, "mode": mode, "benchmarks": benches}))
+
+    summary("m.evil.qta.s0", "think", [(1.0, 48), (0.875, 48)])   # 90/96
+    summary("m.evil.qta.s1", "think", [(0.8125, 48), (0.875, 48)])  # 81/96: one bad seed
+    summary("m.evil.qta.s2", "think", [(1.0, 96)])                # 96/96
+    summary("m.none.qa.s0", "think", [(1.0, 96)])
+    rates = well_formed_rates(tmp_path)
+    assert rates[("evil", "qta", "think")] == pytest.approx((267 / 288, 81 / 96))
+    assert rates[("none", "qa", "think")] == (1.0, 1.0)
+    row = {**_effect(0.3, 1e-4, kind="amplification", benchmark="world_evil", paradigm="qta", rtype_a="evil"),
+           "arm_a": "m.evil.qta.s0+s1+s2", "arm_b": "m.none.qa.s0"}
+    amp = recovery_table(pd.DataFrame([row]), rates).planted[0]
+    assert amp.verdict == "recovered" and amp.well_formed == pytest.approx(267 / 288)
+    assert amp.worst_seed == pytest.approx(81 / 96)
+    # the same seeds, but the arm as a whole below the gate: void
+    summary("m.evil.qta.s3", "think", [(0.5, 96)])
+    low = recovery_table(pd.DataFrame([row]), well_formed_rates(tmp_path)).planted[0]
+    assert low.well_formed < 0.9 and low.verdict == "not recovered (outputs malformed)"
