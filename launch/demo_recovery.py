@@ -71,8 +71,8 @@ NULLS = (
     Contrast("Placebo: QTA placebo - QA (evil axis, no-think)",
              {**_think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), "mode": "no_think"}, 0,
              "placebo"),
-    # the design's own null: QTA evil's seeds 0-1 against its seeds 2-4 (analysis: replicate_split)
-    Contrast("Replicate split: QTA evil, seeds 0-1 - seeds 2-4 (evil axis, think)",
+    # the design's own null: QTA evil's lower half of seeds against its upper half (demo: 0-1 v 2-4)
+    Contrast("Replicate split: QTA evil, lower half of its seeds - upper half (evil axis, think)",
              _think("replicate_split", "world_evil", paradigm="qta", rtype_a="evil"), 0, "replicate_split"),
     Contrast("Off-axis: QTA evil - QA (submission axis, think)",
              _think("amplification", "world_submission", paradigm="qta", rtype_a="evil"), 0, "off_axis"),
