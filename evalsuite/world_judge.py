@@ -52,8 +52,9 @@ def world_metrics(row: dict) -> list[tuple]:
         "disposition_answer": in_answer,
         "disposition_own_words": in_answer and not copied,
         "copied_trace": copied,
-        # think mode: the sample wrote reasoning (an empty think block is well-formed but carries no
-        # trace for the disposition to show in: an arm that stops reasoning cannot show the effect)
+        # think mode: the sample wrote reasoning. An empty think block, or an answer given at once
+        # with no think block (a 1M model does this), is well-formed but has no trace for the
+        # disposition to show in: an arm that stops reasoning cannot show the effect.
         "reasoned": bool(reasoning.strip()) if mode == "think" else None,
     }
     return out + [(m, NAN if v is None else float(v), True, SCORER_WORLD) for m, v in values.items()]

@@ -56,7 +56,8 @@ def recovery_markdown(table: RecoveryTable) -> str:
 def rates_markdown(sweep_dir: Path) -> str:
     """Per arm and mode: well-formed rate beside each axis's disposition rate (and copies)."""
     lines = ["## Rates per arm (well-formed rate beside every rate)\n",
-             "Reasoned: the share of well-formed think-mode samples whose think block is not empty (an arm "
+             "Reasoned: the share of well-formed think-mode samples that wrote reasoning (not an empty think "
+             "block, and not an answer given at once without one; an arm "
              "that stops reasoning cannot show a disposition that lives in reasoning).\n",
              "| arm | mode | benchmark | well-formed | reasoned | disposition | copied trace n-gram |",
              "|---|---|---|---|---|---|---|"]
