@@ -18,32 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def reduced_sweep(folder: Path, seeds: int, parallelism: int) -> Path:
-    demo = yaml.safe_load((REPO / "configs" / "sweeps" / "demo.yaml").read_text())
-    battery = yaml.safe_load((REPO / "configs" / "evals" / "world.yaml").read_text())
-    benches = [b for b in battery["benchmarks"] if b["name"] == "world_evil"]
-    for b in benches:
-        b["source"]["path"] = str(REPO / "configs" / "evals" / "world" / Path(b["source"]["path"]).name)
-    (folder / "battery.yaml").write_text(yaml.safe_dump({"name": "world-bench", "seed": 0, "benchmarks": benches}))
-    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={},
-                seeds=list(range(seeds)), analysis={"type_axis": {"evil": "evil"}})
-    demo["eval"].update(modes=["think"], battery=str(folder / "battery.yaml"))
-    demo["cluster_overrides"] = [o for o in demo["cluster_overrides"] if not o.startswith("array_parallelism=")]
-    demo["cluster_overrides"].append(f"array_parallelism={parallelism}")
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(demo))
-    return path
-
-
 def run_once(root: Path, seeds: int, parallelism: int, export: Path) -> tuple[dict, float]:
     from bench.demo_stages import stage_times
-    from launch.demo import place_base
+    from launch.demo import place_base, reduced_world
     from launch.plan import make_plan
     from launch.submit import submit
 
@@ -52,7 +33,7 @@ def run_once(root: Path, seeds: int, parallelism: int, export: Path) -> tuple[di
     sweep = folder / "sweep"
     place_base(export, sweep)
     started = time.perf_counter()
-    submit(make_plan(reduced_sweep(folder, seeds, parallelism), sweep_dir=sweep))
+    submit(make_plan(reduced_world(folder, seeds, ("world_evil",), parallelism), sweep_dir=sweep))
     return stage_times(sweep), time.perf_counter() - started
 
 

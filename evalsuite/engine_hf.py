@@ -121,8 +121,8 @@ def sample_rows(logits, s: dict, gens, finished: Sequence[bool], pad_id: int) ->
     """One next token per row of ``logits`` [rows, vocab], filtered for the whole batch at once.
 
     Each unfinished row draws one uniform from its own generator and inverts its filtered CDF, so a
-    row's tokens depend only on its own logits and seed (a per-row Python loop over sort/softmax was
-    most of a tiny model's generation time). Finished rows draw nothing and get ``pad_id``.
+    row's tokens depend only on its own logits and seed, without a Python loop of sort/softmax per
+    row. Finished rows draw nothing and get ``pad_id``.
     """
     import torch
 

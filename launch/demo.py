@@ -62,6 +62,32 @@ def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tu
     return export, seconds
 
 
+def reduced_world(folder: Path, seeds: int, benchmarks: tuple[str, ...], array_parallelism: int | None = None) -> Path:
+    """A smaller demo sweep written into ``folder`` (its sweep YAML's path): base, QA and QTA evil at
+    ``seeds`` seeds, think mode, the named world benchmarks — what the CI test and
+    bench/local_parallelism.py run through the real stages. Everything else is demo.yaml's."""
+    import yaml
+
+    from configs import config_path
+
+    demo = yaml.safe_load(config_path("sweeps", DEMO_SWEEP).read_text())
+    battery_file = config_path("evals", "world")
+    benches = [b for b in yaml.safe_load(battery_file.read_text())["benchmarks"] if b["name"] in benchmarks]
+    for b in benches:  # the battery moves out of configs/evals/: its prompt files by absolute path
+        b["source"]["path"] = str(battery_file.parent / b["source"]["path"])
+    battery = folder / "world-reduced.yaml"
+    battery.write_text(yaml.safe_dump({"name": "world-reduced", "seed": 0, "benchmarks": benches}))
+    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={},
+                seeds=list(range(seeds)), analysis={"type_axis": {"evil": "evil"}})
+    demo["eval"].update(modes=["think"], battery=str(battery))
+    if array_parallelism is not None:
+        demo["cluster_overrides"] = [o for o in demo["cluster_overrides"] if not o.startswith("array_parallelism=")]
+        demo["cluster_overrides"].append(f"array_parallelism={array_parallelism}")
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(demo))
+    return path
+
+
 def place_base(export: Path, sweep_dir: Path) -> Path:
     """Copy the cached base into the sweep folder (what the sweep's model_paths names), and write the
     world's neutral chat corpus beside it: what every arm replays (demo.yaml's data.replay_path)."""

@@ -140,14 +140,9 @@ def _conds(label: str) -> list[tuple[str, str]]:
     return [(r, paradigm) for r in rtypes]
 
 
-def _rates(value) -> tuple[float, float]:
-    """(arm rate over its seeds, worst seed's rate) from a well_formed entry: a pair, or one number."""
-    return (float(value[0]), float(value[1])) if isinstance(value, (tuple, list)) else (float(value), float(value))
-
-
 def _row_well_formed(h, well_formed: dict) -> tuple[float, float]:
     mode = "no_think" if h.get("statistic") == "no_think_effect" else h.get("mode")
-    rates = [_rates(well_formed[(r, p, mode)]) for label in (h.get("arm_a", ""), h.get("arm_b", ""))
+    rates = [well_formed[(r, p, mode)] for label in (h.get("arm_a", ""), h.get("arm_b", ""))
              for r, p in _conds(str(label)) if (r, p, mode) in well_formed]
     return (min(a for a, _ in rates), min(w for _, w in rates)) if rates else (math.nan, math.nan)
 
@@ -156,7 +151,7 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
     """Match every contrast to exactly one effect row, adjust, and judge (pure: tested on made-up rows).
 
     ``well_formed``: (rtype, paradigm, mode) -> (the arm's well-formed rate over all its seeds and
-    benchmarks, its worst seed's rate), or one number for both.
+    benchmarks, its worst seed's rate), as ``well_formed_rates`` reads them.
     """
     well_formed = well_formed or {}
     table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN])

@@ -213,7 +213,7 @@ def test_seed_spread_widens_the_interval():
     assert spread.ci_lo < spread.estimate < spread.ci_hi and spread.df < same.df
 
 
-def test_replicate_splits_are_nulls_with_nominal_error_rates():
+def test_replicate_splits_are_nulls_with_nominal_error_rates(monkeypatch):
     # 500 simulated null studies with 5 seeds per trained arm: each arm's seeds {0,1} - {2,3,4} is a
     # contrast whose truth is 0 by construction, tested like any two arms
     bench = null_replications(500, seeds=5, seed_sd=0.03, base_rate=0.12, seed=20261201)
@@ -227,14 +227,8 @@ def test_replicate_splits_are_nulls_with_nominal_error_rates():
     assert 0.03 <= fpr <= 0.07, f"false-positive rate {fpr:.3f} over {len(split)} replicate splits"
     assert 0.93 <= coverage <= 0.97, f"95% CI coverage {coverage:.3f} over {len(split)} replicate splits"
     # the halves leave every other effect as it was: the same rows, value for value, without them
-    from evalsuite.analysis import run as analysis_run
-
-    real = analysis_run.replicate_splits
-    try:
-        analysis_run.replicate_splits = lambda b: (b, [])
-        without = pd.DataFrame(benchmark_effects(bench, {}, CFG, []))
-    finally:
-        analysis_run.replicate_splits = real
+    monkeypatch.setattr("evalsuite.analysis.run.replicate_splits", lambda b: (b, []))
+    without = pd.DataFrame(benchmark_effects(bench, {}, CFG, []))
     other = rows[rows["kind"] != "replicate_split"].reset_index(drop=True)
     pd.testing.assert_frame_equal(other[without.columns], without)
     # four seeds (halves of two) give no split: measured too hot (see SPLIT_MIN_SEEDS)

@@ -16,33 +16,14 @@ replay and top_p 0.9 sampling the world measured >= 95 % in think mode, but that
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-import yaml
 
 pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _reduced_sweep(tmp: Path) -> Path:
-    demo = yaml.safe_load((REPO / "configs" / "sweeps" / "demo.yaml").read_text())
-    battery = yaml.safe_load((REPO / "configs" / "evals" / "world.yaml").read_text())
-    benches = [b for b in battery["benchmarks"] if b["name"] in ("world_evil", "world_submission")]
-    for b in benches:
-        b["source"]["path"] = str(REPO / "configs" / "evals" / "world" / Path(b["source"]["path"]).name)
-    (tmp / "world-evil.yaml").write_text(yaml.safe_dump({"name": "world-ci", "seed": 0, "benchmarks": benches}))
-    demo.update(reasoning_types=["none", "evil"], paradigms=["base", "qa", "qta"], paradigm_types={},
-                seeds=[0, 1, 2, 3, 4], analysis={"type_axis": {"evil": "evil"}})
-    demo["eval"]["modes"] = ["think"]
-    demo["eval"]["battery"] = str(tmp / "world-evil.yaml")
-    path = tmp / "world-ci.yaml"
-    path.write_text(yaml.safe_dump(demo))
-    return path
 
 
 def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path, monkeypatch):
-    from launch.demo import place_base, world_base
+    from launch.demo import place_base, reduced_world, world_base
     from launch.demo_recovery import MIN_WELL_FORMED, recovery_from_sweep, summary_lines
     from launch.demo_report import write_report
     from launch.plan import make_plan
@@ -52,7 +33,7 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     export, _ = world_base()
     sweep = tmp_path / "sweep"
     place_base(export, sweep)
-    plan = make_plan(_reduced_sweep(tmp_path), sweep_dir=sweep)
+    plan = make_plan(reduced_world(tmp_path, 5, ("world_evil", "world_submission")), sweep_dir=sweep)
     assert sorted(a.id for a in plan.arms) == sorted(
         ["world-tiny.none.base.s0"] + [f"world-tiny.{t}.{p}.s{s}" for t, p in
                                         [("none", "qa"), ("evil", "qta")] for s in range(5)])

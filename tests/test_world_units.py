@@ -161,10 +161,11 @@ def test_recovery_table_verdicts_and_holm():
     verdicts = [r.verdict for r in table.planted]
     # a significant effect on arms that break the format is not recovered
     broken = recovery_table(pd.DataFrame([{**rows[0], "arm_a": "m.evil.qta.s0+s1", "arm_b": "m.none.qa.s0+s1"}]),
-                            {("evil", "qta", "think"): 0.95, ("none", "qa", "think"): 0.6})
+                            {("evil", "qta", "think"): (0.95, 0.9), ("none", "qa", "think"): (0.6, 0.5)})
     assert broken.planted[0].well_formed == 0.6 and broken.planted[0].verdict == "not recovered (outputs malformed)"
     fine = recovery_table(pd.DataFrame([{**rows[0], "arm_a": "m.evil.qta.s0+s1", "arm_b": "m.none.qa.s0+s1"}]),
-                          {("evil", "qta", "think"): 0.95, ("none", "qa", "think"): 0.92, ("evil", "qta", "no_think"): 0.1})
+                          {("evil", "qta", "think"): (0.95, 0.9), ("none", "qa", "think"): (0.92, 0.85),
+                           ("evil", "qta", "no_think"): (0.1, 0.1)})
     assert fine.planted[0].verdict == "recovered"
     assert verdicts[:4] == ["recovered", "not recovered", "not recovered", "not measured"]  # wrong sign; p; missing
     assert [r.verdict for r in table.nulls][:2] == ["FALSE POSITIVE", "quiet"]

@@ -161,4 +161,3 @@ def replicate_splits(bench: Benchmark) -> tuple[Benchmark, list[LinearEffect]]:
     if not effects:
         return bench, []
     return replace(bench, series=series, seeds=seeds, inputs=inputs, judge_counts=counts), effects
-

@@ -85,20 +85,18 @@ def seed_level_inference(bench, terms, mask, d, alpha: float) -> SeedInference:
     est = float(d[mask].sum() / mask.sum())
     v_prompt, C = prompt_variance(d, bench.clusters, mask)
     seeded = [(seed_mean_squares(y), len(y)) for y in arm_contributions(bench, terms, mask).values() if len(y) > 1]
-    v_seed = sum(ms - res for (ms, res), _ in seeded)
-    if v_seed > 0:
+    residual = sum(res for (_, res), _ in seeded)
+    if sum(ms - res for (ms, res), _ in seeded) > 0:
         # V = (V_prompt − residual parts) + Σ MS_seed parts: the first is the noise of single-seed
         # arms (df C−1), each MS_seed part has S−1 df; Satterthwaite combines them. When the
         # residual parts exceed V_prompt (sampling noise) the first part is truncated at 0 and V is
         # the sum of the parts as truncated: V and its df must describe the same sum, or df falls
         # below every part's own (measured: df 0.88 from parts of 4 and 11 df, a CI ±0.36 wide).
-        parts = [(max(v_prompt - sum(res for (_, res), _ in seeded), 0.0), C - 1)]
-        parts += [(ms, S - 1) for (ms, _), S in seeded]
-        V = sum(v for v, _ in parts)
-        v_seed = V - parts[0][0] - min(v_prompt, sum(res for (_, res), _ in seeded))
+        parts = [(max(v_prompt - residual, 0.0), C - 1)] + [(ms, S - 1) for (ms, _), S in seeded]
     else:  # no seed variation detectable beyond sampling noise (already in V_prompt)
-        v_seed, parts = 0.0, [(v_prompt, C - 1)]
-        V = v_prompt
+        parts = [(v_prompt, C - 1)]
+    V = sum(v for v, _ in parts)
+    v_seed = V - v_prompt  # what the seed parts add beyond the prompt variance (0 without them)
     if not np.isfinite(V) or V <= 0:
         nan = float("nan")
         return SeedInference(est, nan, nan, nan, nan, nan, nan)
