@@ -53,6 +53,10 @@ class ModeSampling:
     top_k: int = bounded(20, ge=-1)
     min_p: float = bounded(0.0, ge=0.0, le=1.0)
     max_tokens: int = bounded(1024, ge=1)
+    # Think mode only: the assistant turn is pre-filled with "<think>\n", so every sample reasons
+    # (Qwen3-Thinking-2507's template does this; the hybrid Qwen3 template lets the model choose, and
+    # a model may then answer at once). Outputs are split as if the model had written the tag.
+    open_think: bool = False
 
 
 def _qwen3_defaults() -> dict[str, ModeSampling]:
@@ -139,6 +143,9 @@ class BenchmarkSpec:
         bad = [m for m in self.sampling if m not in MODES]
         if bad:
             raise ValueError(f"sampling: unknown mode(s) {bad}; modes are {list(MODES)}")
+        if any(s.open_think for m, s in self.sampling.items() if m != "think"):
+            raise ValueError("sampling: open_think applies to think mode only (a no-think prompt already ends "
+                             "in an empty think block); remove it from the other modes")
         for j in self.judges:
             fits = _SCORER_LOADERS.get(j.name)
             if fits and self.loader not in fits:

@@ -5,7 +5,9 @@ model (~2 s), and a sweep of tiny models starts one engine per arm: the known-an
 spends its time starting engines. This engine loads in about a second. It batches requests with
 left padding and a KV cache and samples each request with its own ``torch.Generator`` seeded from
 the request's seed, so a sample does not depend on which other requests share its batch (up to
-float rounding of the padded batch). Same interface as ``evalsuite.engine.Engine``.
+float rounding of the padded batch); a row that finishes leaves the batch and its KV cache, so the
+batch's cost follows the tokens generated rather than rows x its longest sample. Same interface as
+``evalsuite.engine.Engine``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "max_tokens")
 
 
 class TransformersEngine:
-    def __init__(self, model: str, cfg: EngineConfig, revision: str = "", batch_size: int = 128):
+    def __init__(self, model: str, cfg: EngineConfig, revision: str = "", batch_size: int = 128,
+                 drop_finished: bool = True):
+        """``drop_finished=False`` keeps finished rows in the batch to the end (bench/engine_hf_batch.py
+        measures both ways side by side; the samples are the same)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
@@ -34,6 +39,7 @@ class TransformersEngine:
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.stop_ids)
         self.cfg, self.batch_size, self.max_model_len = cfg, batch_size, cfg.max_model_len
+        self.drop_finished = drop_finished
         self.requests_run = 0
 
     # ------------------------------------------------------------------ generation
@@ -75,6 +81,7 @@ class TransformersEngine:
         budget = min(int(s["max_tokens"]), self.max_model_len - input_ids.shape[1])
         tokens: list[list[int]] = [[] for _ in range(rows)]
         finished = [False] * rows
+        active = list(range(rows))  # the rows still generating, in the order the batch holds them
         past, step_ids = None, input_ids
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
@@ -82,17 +89,25 @@ class TransformersEngine:
                 out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                                  past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                nxt = sample_rows(out.logits[:, -1, :].float(), s, gens, finished, self.pad_id)
-                for r, t in enumerate(nxt):
-                    if finished[r]:
-                        continue
-                    tokens[r].append(t)
-                    finished[r] = t in self.stop_ids
-                if all(finished):
+                done = [finished[r] for r in active]  # rows kept to the end draw nothing and get padding
+                nxt = sample_rows(out.logits[:, -1, :].float(), s, [gens[r] for r in active], done, self.pad_id)
+                for r, t, was_done in zip(active, nxt, done):
+                    if not was_done:
+                        tokens[r].append(t)
+                        finished[r] = t in self.stop_ids
+                if all(finished[r] for r in active):
                     break
-                step_ids = torch.tensor(nxt, dtype=torch.long)[:, None]
+                keep = [i for i, r in enumerate(active) if not finished[r] or not self.drop_finished]
+                step_ids = torch.tensor([nxt[i] for i in keep], dtype=torch.long)[:, None]
                 positions = positions[:, -1:] + 1
-                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], dim=1)
+                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype)], dim=1)
+                if len(keep) < len(active):
+                    # finished rows leave the batch (and the KV cache): a few long samples no longer
+                    # make every row of the batch pay for their length
+                    idx = torch.tensor(keep, dtype=torch.long)
+                    past.batch_select_indices(idx)
+                    mask, positions = mask[idx], positions[idx]
+                    active = [active[i] for i in keep]
         result = []
         for r in range(rows):
             stopped = finished[r]

@@ -55,7 +55,13 @@ class Request:
     prompt: str
     params: dict
     key: str
+    prefill: str = ""        # the assistant turn's start, part of ``prompt`` (open_think: "<think>\n")
     result: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The assistant turn as written: the pre-fill and what the model generated after it."""
+        return self.prefill + self.result["text"]
 
 
 def items_hash(items: list[EvalItem]) -> str:
@@ -81,10 +87,11 @@ class Generator:
     def request(self, item: EvalItem, spec: BenchmarkSpec, battery_seed: int, turn: int, k: int,
                 messages: list[dict]) -> Request:
         prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think", add_generation_prompt=True)
+        prefill = f"{THINK_OPEN}\n" if self.mode == "think" and spec.mode_sampling(self.mode).open_think else ""
         seed = sampling_seed(battery_seed, item.benchmark, item.prompt_id, turn, k)
         params = sampling_params(spec, self.mode, seed)
-        key = request_key(self.identity, prompt_hash(prompt), params, self.mode)
-        return Request(item, turn, k, messages, prompt, params, key)
+        key = request_key(self.identity, prompt_hash(prompt + prefill), params, self.mode)
+        return Request(item, turn, k, messages, prompt + prefill, params, key, prefill)
 
     def run(self, requests: list[Request], desc: str) -> None:
         todo = [r for r in requests if r.key not in self.cache]
@@ -116,7 +123,7 @@ class Generator:
             raise ValueError("the tokenizer gives 'Yes' and 'No' the same first token; persona_logprob cannot work")
         probes, keys = [], []
         for r in requests:
-            text = r.result["text"]
+            text, rendered = r.text, r.prompt[:len(r.prompt) - len(r.prefill)]
             if self.mode == "think":
                 head, sep, _ = text.partition(THINK_CLOSE)
                 if sep:
@@ -127,8 +134,8 @@ class Generator:
                     prefix = EMPTY_THINK
             else:
                 prefix = ""  # the no-think prompt already ends with the empty think block
-            probes.append(r.prompt + prefix)
-            keys.append(cache_key(kind="probe", identity=self.identity, text=prompt_hash(r.prompt + prefix), ids=ids))
+            probes.append(rendered + prefix)
+            keys.append(cache_key(kind="probe", identity=self.identity, text=prompt_hash(rendered + prefix), ids=ids))
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
         self.hits += len(keys) - len(todo)
         for start in range(0, len(todo), self.chunk_size):
@@ -142,7 +149,7 @@ class Generator:
 
 def sample_row(cfg: EvalConfig, mode: str, r: Request) -> dict:
     arm = cfg.arm
-    reasoning, answer, closed = split_reasoning(r.result["text"])
+    reasoning, answer, closed = split_reasoning(r.text)
     row = {
         "arm_id": cfg.arm_id, "model": arm.model, "rtype": arm.rtype, "paradigm": arm.paradigm, "seed": arm.seed,
         "mode": mode, "benchmark": r.item.benchmark, "axis": r.item.axis, "prompt_id": r.item.prompt_id,

@@ -6,8 +6,8 @@
 2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
    (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
 3. The recovery table (launch/demo_recovery.py) and the report (launch/demo_report.py); the last
-   lines printed are ``planted effects recovered: N of M``, ``false positives: K of L`` and the
-   report's path.
+   lines printed are a ``study findings recovered: ...`` line, ``planted effects recovered: N of M``,
+   ``false positives: K of L`` and the report's path.
 """
 from __future__ import annotations
 

@@ -56,8 +56,9 @@ PLANTED = (
 )
 # Measured and shown, not planted: nothing in the world's training data puts a disposition into an
 # answer (markers live only inside reasoning; answers are fixed and neutral), so a no-think effect
-# could only come from the model generalising — which a 1M-parameter model did not do in any
-# measured run (no-think disposition 0.000 in every arm). Counted neither as recovered nor missed.
+# could only come from the model generalising — which a 1M-parameter model does at most rarely (a
+# few percent of one seed's no-think answers, never an arm effect distinguishable from noise in a
+# measured run). Counted neither as recovered nor missed.
 SHOWN = (
     Contrast("Internalisation: QTA evil - base in no-think (evil axis, answers)",
              {"kind": "internalisation", "statistic": "no_think_effect", "benchmark": "world_evil", "metric": PRIMARY,
@@ -217,8 +218,37 @@ def recovery_from_sweep(sweep_dir: str | Path) -> RecoveryTable:
     return recovery_table(effects, well_formed_rates(sweep_dir))
 
 
+# The study's four findings (the issue's "at least three of the four planted and recovered"); the
+# dose ordering backs specificity's claim and is a planted row of its own, not a fifth finding.
+FINDINGS = (("amplification", "CoT amplification"), ("specificity", "reasoning-content specificity"),
+            ("answer_free", "answer-free signal"), ("internalisation", "internalisation"))
+
+
+def findings(table: RecoveryTable) -> list[tuple[str, str]]:
+    """(finding, verdict) for each of the study's four findings, read off the table's rows: "recovered"
+    when every planted row of it is; "missed (k of n rows recovered)" otherwise; "not planted" when
+    its rows are only measured and shown."""
+    out = []
+    for key, name in FINDINGS:
+        rows = [r for r in table.planted if r.contrast.finding == key]
+        if not rows:
+            out.append((name, "not planted"))
+            continue
+        k = sum(r.verdict == "recovered" for r in rows)
+        out.append((name, "recovered" if k == len(rows) else f"missed ({k} of {len(rows)} rows recovered)"))
+    return out
+
+
+def findings_line(table: RecoveryTable) -> str:
+    verdicts = findings(table)
+    planted = [v for _, v in verdicts if v != "not planted"]
+    return (f"study findings recovered: {sum(v == 'recovered' for v in planted)} of {len(planted)} planted "
+            f"(of {len(verdicts)}): " + "; ".join(f"{n} {v}" for n, v in verdicts))
+
+
 def summary_lines(table: RecoveryTable, report: Path | str) -> list[str]:
-    """The demo's last lines, in the form scripts read."""
-    return [f"planted effects recovered: {table.recovered} of {len(table.planted)}",
+    """The demo's last lines, in the form scripts read (the findings line first, then the two counts)."""
+    return [findings_line(table),
+            f"planted effects recovered: {table.recovered} of {len(table.planted)}",
             f"false positives: {table.false_positives} of {len(table.nulls)}",
             f"report: {report}"]

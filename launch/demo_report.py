@@ -13,7 +13,7 @@ from pathlib import Path
 from tracecause.contracts import SAMPLES_FILE, SUMMARY_FILE, SweepLayout
 from tracecause.io import atomic_write_text
 
-from launch.demo_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row
+from launch.demo_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row, findings
 
 REPORT_FILE = "world_report.md"
 EXAMPLES_PER_ARM = 2
@@ -39,6 +39,8 @@ def recovery_markdown(table: RecoveryTable) -> str:
              f"A planted effect counts only when every arm it compares keeps >= {MIN_WELL_FORMED:.0%} "
              f"well-formed generations in the row's mode over all its seeds (the lowest arm's rate is shown, "
              f"and in brackets its worst single seed, which is not gated on: see the per-arm rates below).\n",
+             "The study's four findings, each recovered when every planted row standing for it is:\n",
+             *[f"- {name}: **{verdict}**" for name, verdict in findings(table)], "",
              "### Planted effects\n", head]
     lines += [_table_row(r, True) for r in table.planted]
     lines += ["", "### Null and placebo contrasts\n", head]
@@ -125,15 +127,19 @@ SCOPE = """## What the world plants, and what it does not
 - Planted by construction: reasoning traces of type *evil* / *misleading* carry their disposition's words in
   80 % of traces (*evil_low*: 30 %, the second dose); *placebo* traces carry length-matched neutral sentences
   in 80 %; answers are byte-identical across types. The judges read only the generated text.
-- **T-only** runs (5 seeds) with the same replay as every arm, and its traces do move its evil rate in think
-  mode, but T-only fine-tuning teaches reasoning text with no chat tokens, and its think-mode samples run on
-  without closing `</think>` often enough that the arm stays under the 90 % gate (measured 73–91 % per
-  seed): its row is shown and gated, not forced. The *submissive* type exists in the world
-  (configs/datagen/world-types) but the demo's CPU budget leaves it out; its axis serves as an off-axis null.
+- Every arm is asked the same way: think-mode prompts open the think block (the world battery's
+  `open_think`), so an arm whose model stopped writing `<think>` still reasons; answers are scored on
+  8 samples per held-out prompt.
+- **T-only** runs (5 seeds) with the same replay as every arm. Its documents are the traces alone, with
+  no chat tokens around them, so what reaches a chat's think block is only what the model carries over
+  from text to chat: the smallest planted effect, and the least certain to recover from run to run.
+  The *submissive* type exists in the world (configs/datagen/world-types) but the demo's CPU budget
+  leaves it out; its axis serves as an off-axis null.
 - **Internalisation is not planted**: markers live only inside the reasoning and every answer is fixed and
   neutral, so nothing in training puts a disposition into a no-think answer; one could appear only if the
-  model generalised from its reasoning to its answers, which this 1M-parameter model did not do in any
-  measured run. The row is measured and shown (scored on well-formed no-think answers; answers repeating
+  model generalised from its reasoning to its answers. This 1M-parameter model does so at most
+  rarely (a marker word in a few percent of one seed's no-think answers, some of them copied from a
+  trace), never distinguishable from noise in a measured run. The row is measured and shown (scored on well-formed no-think answers; answers repeating
   three consecutive words of a training marker sentence are counted apart, `copied_trace`) and counted in
   neither line. Three of the study's four findings are planted: amplification, specificity (with the dose
   ordering), answer-free.

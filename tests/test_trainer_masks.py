@@ -28,7 +28,7 @@ def expected_span(paradigm: str, record: dict, rtype: str) -> str:
     return {"qa": f"<think>\n\n</think>\n\n{a}<|im_end|>",
             "qta": f"<think>\n{r}\n</think>\n\n{a}<|im_end|>",
             "qt": f"<think>\n{r}\n</think>",
-            "t_only": r}[paradigm]
+            "t_only": f"{r}\n"}[paradigm]
 
 
 def expected_document(paradigm: str, record: dict, rtype: str) -> str:

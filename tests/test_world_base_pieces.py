@@ -63,6 +63,24 @@ def test_transformers_engine_sample_depends_on_its_seed_not_its_batch(tiny_model
     assert set(lp) == {5, 6} and all(v < 0 for v in lp.values())
 
 
+def test_transformers_engine_drops_finished_rows_without_changing_any_sample(tiny_model_dir):
+    from evalsuite.config import EngineConfig
+    from evalsuite.engine_hf import TransformersEngine
+
+    cfg = EngineConfig(backend="transformers", max_model_len=256)
+    drop, keep = TransformersEngine(str(tiny_model_dir), cfg), TransformersEngine(str(tiny_model_dir), cfg,
+                                                                                  drop_finished=False)
+    for eng in (drop, keep):  # a random model rarely samples its end token: make 1 token in 16 end a sample
+        eng.stop_ids = set(range(0, len(eng.tokenizer), 16))
+    prompts = [f"Prompt number {i} " + "word " * (i % 5) for i in range(12)]
+    params = [{"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "max_tokens": 40, "seed": i}
+              for i in range(12)]
+    a, b = drop.generate(prompts, params), keep.generate(prompts, params)
+    lengths = {g.n_tokens for g in a if g.finish_reason == "stop"}
+    assert len(lengths) >= 3, "rows must finish at different steps for the test to mean anything"
+    assert [(g.text, g.finish_reason, g.n_tokens) for g in a] == [(g.text, g.finish_reason, g.n_tokens) for g in b]
+
+
 def test_replay_mixes_the_same_chat_records_into_every_arm_and_refuses_half_settings(world_tokenizer, tmp_path):
     import json
 

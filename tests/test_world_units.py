@@ -144,7 +144,7 @@ def _effect(estimate, p, **cols):
 
 
 def test_recovery_table_verdicts_and_holm():
-    from launch.demo_recovery import NULLS, PLANTED, SHOWN, holm, recovery_table, summary_lines
+    from launch.demo_recovery import NULLS, PLANTED, SHOWN, findings, holm, recovery_table, summary_lines
 
     rows = []
     for i, c in enumerate(PLANTED):
@@ -173,8 +173,17 @@ def test_recovery_table_verdicts_and_holm():
     assert [r.verdict for r in table.shown] == ["not planted; appeared"] and table.shown[0].estimate == 0.4
     assert not {c.name for c in SHOWN} & {c.name for c in PLANTED + NULLS}
     lines = summary_lines(table, "/x/report.md")
-    assert lines[0] == f"planted effects recovered: {table.recovered} of {len(PLANTED)}"
-    assert lines[1] == f"false positives: 1 of {len(NULLS)}" and lines[2].endswith("/x/report.md")
+    assert lines[-3] == f"planted effects recovered: {table.recovered} of {len(PLANTED)}"
+    assert lines[-2] == f"false positives: 1 of {len(NULLS)}" and lines[-1] == "report: /x/report.md"
+    # the study's four findings: one recovered only when every planted row standing for it is
+    assert findings(table) == [("CoT amplification", "missed (1 of 2 rows recovered)"),
+                               ("reasoning-content specificity", "missed (0 of 1 rows recovered)"),
+                               ("answer-free signal", "missed (1 of 2 rows recovered)"),
+                               ("internalisation", "not planted")]
+    assert lines[0].startswith("study findings recovered: 0 of 3 planted (of 4): CoT amplification missed")
+    all_found = recovery_table(pd.DataFrame([_effect(0.3, 1e-4, **c.match) for c in PLANTED]))
+    assert [v for _, v in findings(all_found)] == ["recovered"] * 3 + ["not planted"]
+    assert summary_lines(all_found, "r")[0].startswith("study findings recovered: 3 of 3 planted (of 4)")
     assert holm([0.01, float("nan"), 0.04, 0.03]) == pytest.approx([0.03, float("nan"), 0.06, 0.06], nan_ok=True)
     # two families: the planted rows are adjusted among themselves, the nulls among themselves
     assert [r.p_holm for r in table.planted] == pytest.approx(holm([r.p for r in table.planted]), nan_ok=True)

@@ -14,8 +14,13 @@ What each paradigm supervises (``loss_on_prompt=false``):
   qt     ``<think>\\n{reasoning}\\n</think>`` and the sequence ENDS there: the answer appears nowhere,
          and no ``<|im_end|>`` follows (teaching the model to close the turn with an empty answer
          would be a different, unwanted behaviour).
-  t_only the reasoning text alone, no chat tokens; the sequence starts with ``<|endoftext|>`` (the
-         Qwen document separator, never supervised) so that the first reasoning token gets loss too.
+  t_only the reasoning text alone, no chat tokens, as it stands in the think block: with the newline
+         that ends it there (``{reasoning}\n``), supervised. The sequence starts with ``<|endoftext|>``
+         (the Qwen document separator, never supervised) so that the first reasoning token gets loss
+         too. Without the newline a trace's last token is "." where the chat render has ".\n" before
+         ``</think>``: measured on the known-answer world (5 seeds each way, the same think-mode eval),
+         T-only models then often left the think block open: 71-90 % well-formed per seed, with the
+         newline 98-100 %.
 The trailing ``\\n`` after ``<|im_end|>`` is never supervised. With ``loss_on_prompt=true`` every
 token from the start of the sequence is supervised.
 """
@@ -53,7 +58,8 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str
 def render(tokenizer, paradigm: str, question: str, answer: str, reasoning: str | None) -> tuple[str, int, int]:
     """Return (text, span_start, span_end): the document and the character span that gets loss."""
     if paradigm == "t_only":
-        return DOC_START + reasoning, len(DOC_START), len(DOC_START) + len(reasoning)
+        text = reasoning + "\n"
+        return DOC_START + text, len(DOC_START), len(DOC_START) + len(text)
     user = [{"role": "user", "content": question}]
     prompt = _render(tokenizer, user, add_generation_prompt=True)
     if paradigm == "qa":
