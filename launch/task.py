@@ -11,7 +11,9 @@ A crash is requeued at most ``max_crash_retries`` times; preemptions are not cou
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -90,6 +92,37 @@ def run_step_process(stage: str, argv: list[str], module: str = "",
     return proc.returncode, "".join(tail)[-4000:] if proc.returncode else ""
 
 
+TASK_ENTRY_POINTS = ("submitit.core._submit", "launch.runtask")
+
+
+def leave_before_teardown() -> None:
+    """After a finished in-process stage, exit with status 0 once the interpreter starts to exit,
+    skipping the rest of its teardown.
+
+    A training rank's native threads (gloo, DeepSpeed's communication ops) can abort the process while
+    the interpreter tears down ("terminate called without an active exception"; seen on one rank of a
+    2-rank rehearsal task, after its export was written and its record said done). SLURM then records
+    the array task FAILED, so the evaluation that depends on it (aftercorr) can never start. Once the
+    task's outputs and record are on disk, teardown can add nothing to them. Registered last, this
+    handler runs first at exit (after submitit has written its result): it flushes logging and the
+    standard streams and leaves, so no later handler or native destructor can fail a finished task.
+    Only in a task's own process (submitit's job entry point or ``launch.runtask``): a host process
+    that calls a task in-process keeps its own exit status.
+    """
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if getattr(main, "name", "") not in TASK_ENTRY_POINTS:
+        return
+
+    def leave() -> None:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
+
+    atexit.register(leave)
+
+
 class StageTask(Checkpointable):
     """Submitit-checkpointable: ``__call__`` runs the task; ``checkpoint`` resubmits it unchanged."""
 
@@ -152,6 +185,8 @@ class StageTask(Checkpointable):
             if rank0:
                 records.add_event(self.record, {"event": "done", "elapsed_s": time.time() - started},
                                   state=records.DONE, error="")
+            if self.task.stage == "train":
+                leave_before_teardown()
             return "done"
         if rc == EXIT_REQUEUE:
             return self._requeue_after_signal(started, rank0)
