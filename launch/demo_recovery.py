@@ -103,6 +103,14 @@ class RecoveryTable:
     planted: list[Row] = field(default_factory=list)
     nulls: list[Row] = field(default_factory=list)
     shown: list[Row] = field(default_factory=list)  # measured, not planted (SHOWN): outside both counts
+    # (rtype, paradigm, mode) -> (rate over all seeds, worst seed): every arm, whether or not a row reads it
+    arm_well_formed: dict = field(default_factory=dict)
+
+    @property
+    def arms_under_the_line(self) -> list[tuple[tuple, tuple]]:
+        """Arms (in a mode) under MIN_WELL_FORMED: flagged in the report even where no planted row
+        reads them (the issue asks every arm to stay well-formed in both modes)."""
+        return sorted((k, v) for k, v in self.arm_well_formed.items() if v[0] < MIN_WELL_FORMED)
 
     @property
     def recovered(self) -> int:
@@ -155,7 +163,7 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
     benchmarks, its worst seed's rate), as ``well_formed_rates`` reads them.
     """
     well_formed = well_formed or {}
-    table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN])
+    table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN], well_formed)
     everything = table.planted + table.nulls + table.shown
     for row in everything:
         hits = _select(effects, row.contrast.match)
@@ -226,8 +234,8 @@ FINDINGS = (("amplification", "CoT amplification"), ("specificity", "reasoning-c
 
 def findings(table: RecoveryTable) -> list[tuple[str, str]]:
     """(finding, verdict) for each of the study's four findings, read off the table's rows: "recovered"
-    when every planted row of it is; "missed (k of n rows recovered)" otherwise; "not planted" when
-    its rows are only measured and shown."""
+    when every planted row of it is; "missed (k of n rows recovered)" otherwise; "not measured" when
+    the sweep has none of its rows; "not planted" when its rows are only measured and shown."""
     out = []
     for key, name in FINDINGS:
         rows = [r for r in table.planted if r.contrast.finding == key]
@@ -235,20 +243,28 @@ def findings(table: RecoveryTable) -> list[tuple[str, str]]:
             out.append((name, "not planted"))
             continue
         k = sum(r.verdict == "recovered" for r in rows)
+        if all(r.verdict == "not measured" for r in rows):  # a reduced sweep without the arms it needs
+            out.append((name, "not measured"))
+            continue
         out.append((name, "recovered" if k == len(rows) else f"missed ({k} of {len(rows)} rows recovered)"))
     return out
 
 
 def findings_line(table: RecoveryTable) -> str:
     verdicts = findings(table)
-    planted = [v for _, v in verdicts if v != "not planted"]
+    planted = [v for _, v in verdicts if v not in ("not planted", "not measured")]
     return (f"study findings recovered: {sum(v == 'recovered' for v in planted)} of {len(planted)} planted "
             f"(of {len(verdicts)}): " + "; ".join(f"{n} {v}" for n, v in verdicts))
 
 
 def summary_lines(table: RecoveryTable, report: Path | str) -> list[str]:
-    """The demo's last lines, in the form scripts read (the findings line first, then the two counts)."""
-    return [findings_line(table),
+    """The demo's last lines, in the form scripts read (well-formed and findings lines, then the two
+    counts and the report's path: always the last three)."""
+    under = table.arms_under_the_line
+    well_formed = ("well-formed: every arm >= {:.0%} in every mode run".format(MIN_WELL_FORMED) if not under else
+                   f"well-formed: {len(under)} arm(s) under {MIN_WELL_FORMED:.0%}: "
+                   + "; ".join(f"{p} {r} {m} {a:.2f}" for (r, p, m), (a, _) in under))
+    return [well_formed, findings_line(table),
             f"planted effects recovered: {table.recovered} of {len(table.planted)}",
             f"false positives: {table.false_positives} of {len(table.nulls)}",
             f"report: {report}"]

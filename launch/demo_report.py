@@ -30,6 +30,19 @@ def _table_row(r: Row, planted: bool) -> str:
             f"{r.n_seeds or '–'} | {_num(r.well_formed, '{:.2f}')} ({_num(r.worst_seed, '{:.2f}')}) | **{r.verdict}** |")
 
 
+def well_formed_line(table: RecoveryTable) -> str:
+    """Every arm in every mode against the well-formed line, whether or not a row above reads it."""
+    if not table.arm_well_formed:
+        return "Well-formed rates: not read (no eval summaries)."
+    under = table.arms_under_the_line
+    if not under:
+        return (f"Every arm keeps >= {MIN_WELL_FORMED:.0%} well-formed generations in every mode run, over its seeds "
+                f"(lowest: {min(v[0] for v in table.arm_well_formed.values()):.2f}).")
+    return (f"**Under {MIN_WELL_FORMED:.0%} well-formed** (an arm over its seeds; worst seed in brackets): "
+            + "; ".join(f"{p} {r} {m} {a:.2f} ({w:.2f})" for (r, p, m), (a, w) in under)
+            + ". A row that compares such an arm in that mode is not counted as recovered.")
+
+
 def recovery_markdown(table: RecoveryTable) -> str:
     head = ("| contrast | expected sign | estimate | 95 % CI | Holm p | seeds | well-formed: lowest arm (worst seed) | verdict |\n"
             "|---|---|---|---|---|---|---|---|")
@@ -41,6 +54,7 @@ def recovery_markdown(table: RecoveryTable) -> str:
              f"and in brackets its worst single seed, which is not gated on: see the per-arm rates below).\n",
              "The study's four findings, each recovered when every planted row standing for it is:\n",
              *[f"- {name}: **{verdict}**" for name, verdict in findings(table)], "",
+             well_formed_line(table), "",
              "### Planted effects\n", head]
     lines += [_table_row(r, True) for r in table.planted]
     lines += ["", "### Null and placebo contrasts\n", head]

@@ -180,14 +180,39 @@ def test_recovery_table_verdicts_and_holm():
                                ("reasoning-content specificity", "missed (0 of 1 rows recovered)"),
                                ("answer-free signal", "missed (1 of 2 rows recovered)"),
                                ("internalisation", "not planted")]
-    assert lines[0].startswith("study findings recovered: 0 of 3 planted (of 4): CoT amplification missed")
+    assert lines[1].startswith("study findings recovered: 0 of 3 planted (of 4): CoT amplification missed")
     all_found = recovery_table(pd.DataFrame([_effect(0.3, 1e-4, **c.match) for c in PLANTED]))
     assert [v for _, v in findings(all_found)] == ["recovered"] * 3 + ["not planted"]
-    assert summary_lines(all_found, "r")[0].startswith("study findings recovered: 3 of 3 planted (of 4)")
+    assert summary_lines(all_found, "r")[1].startswith("study findings recovered: 3 of 3 planted (of 4)")
+    # a reduced sweep without QT and T-only arms: answer-free is not measured, not missed
+    reduced = recovery_table(pd.DataFrame([_effect(0.3, 1e-4, **c.match) for c in PLANTED if c.finding != "answer_free"]))
+    assert dict(findings(reduced))["answer-free signal"] == "not measured"
+    assert summary_lines(reduced, "r")[1].startswith("study findings recovered: 2 of 2 planted (of 4)")
     assert holm([0.01, float("nan"), 0.04, 0.03]) == pytest.approx([0.03, float("nan"), 0.06, 0.06], nan_ok=True)
     # two families: the planted rows are adjusted among themselves, the nulls among themselves
     assert [r.p_holm for r in table.planted] == pytest.approx(holm([r.p for r in table.planted]), nan_ok=True)
     assert [r.p_holm for r in table.nulls] == pytest.approx(holm([r.p for r in table.nulls]), nan_ok=True)
+
+
+def test_every_arm_is_held_to_the_well_formed_line_in_both_modes_whether_or_not_a_row_reads_it():
+    from launch.demo_recovery import PLANTED, recovery_table, summary_lines
+    from launch.demo_report import well_formed_line
+
+    effects = pd.DataFrame([_effect(0.3, 1e-4, **PLANTED[0].match)])
+    fine = {("evil", "qta", "think"): (0.97, 0.93), ("evil", "qt", "no_think"): (0.91, 0.8)}
+    table = recovery_table(effects, fine)
+    assert table.arms_under_the_line == []
+    assert summary_lines(table, "r")[0] == "well-formed: every arm >= 90% in every mode run"
+    assert well_formed_line(table).startswith("Every arm keeps >= 90% well-formed") and "lowest: 0.91" in well_formed_line(table)
+    # an arm no planted row reads (QT in no-think mode) still gets flagged, in the report and the output
+    broken = recovery_table(effects, {**fine, ("evil", "qt", "no_think"): (0.76, 0.11),
+                                      ("placebo", "qta", "no_think"): (0.87, 0.36)})
+    assert broken.arms_under_the_line == [(("evil", "qt", "no_think"), (0.76, 0.11)),
+                                          (("placebo", "qta", "no_think"), (0.87, 0.36))]
+    assert summary_lines(broken, "r")[0] == ("well-formed: 2 arm(s) under 90%: qt evil no_think 0.76; "
+                                             "qta placebo no_think 0.87")
+    assert "**Under 90% well-formed**" in well_formed_line(broken) and "qt evil no_think 0.76 (0.11)" in well_formed_line(broken)
+    assert summary_lines(broken, "r")[-3].startswith("planted effects recovered: ")
 
 
 def test_recovery_table_refuses_ambiguous_rows():
