@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 def requests(tokenizer, samples: int) -> tuple[list[str], list[dict]]:
     from evalsuite.battery import load_battery
+    from evalsuite.generate import prefill, sampling_params, sampling_seed
     from evalsuite.loaders import load_items
     from tracecause.chat import render
 
@@ -31,12 +32,11 @@ def requests(tokenizer, samples: int) -> tuple[list[str], list[dict]]:
     specs = {b.name: b for b in battery.benchmarks}
     prompts, params = [], []
     for item in load_items(battery):
-        s = specs[item.benchmark].mode_sampling("think")
-        prefill = "<think>\n" if s.open_think else ""
+        spec = specs[item.benchmark]
+        prompt = render(tokenizer, item.messages, enable_thinking=True, add_generation_prompt=True) + prefill(spec, "think")
         for k in range(samples):
-            prompts.append(render(tokenizer, item.messages, enable_thinking=True, add_generation_prompt=True) + prefill)
-            params.append({"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
-                           "max_tokens": s.max_tokens, "seed": 1000 * len(prompts) + k})
+            prompts.append(prompt)
+            params.append(sampling_params(spec, "think", sampling_seed(battery.seed, item.benchmark, item.prompt_id, 1, k)))
     return prompts, params
 
 

@@ -42,6 +42,12 @@ def sampling_params(spec: BenchmarkSpec, mode: str, seed: int) -> dict:
             "max_tokens": s.max_tokens, "seed": seed}
 
 
+def prefill(spec: BenchmarkSpec, mode: str) -> str:
+    """What the assistant turn starts with before the model writes: "<think>\n" where the benchmark's
+    think-mode sampling sets open_think, else nothing."""
+    return f"{THINK_OPEN}\n" if mode == "think" and spec.mode_sampling(mode).open_think else ""
+
+
 def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -87,11 +93,11 @@ class Generator:
     def request(self, item: EvalItem, spec: BenchmarkSpec, battery_seed: int, turn: int, k: int,
                 messages: list[dict]) -> Request:
         prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think", add_generation_prompt=True)
-        prefill = f"{THINK_OPEN}\n" if self.mode == "think" and spec.mode_sampling(self.mode).open_think else ""
+        start = prefill(spec, self.mode)
         seed = sampling_seed(battery_seed, item.benchmark, item.prompt_id, turn, k)
         params = sampling_params(spec, self.mode, seed)
-        key = request_key(self.identity, prompt_hash(prompt + prefill), params, self.mode)
-        return Request(item, turn, k, messages, prompt + prefill, params, key, prefill)
+        key = request_key(self.identity, prompt_hash(prompt + start), params, self.mode)
+        return Request(item, turn, k, messages, prompt + start, params, key, start)
 
     def run(self, requests: list[Request], desc: str) -> None:
         todo = [r for r in requests if r.key not in self.cache]

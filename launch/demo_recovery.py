@@ -106,6 +106,12 @@ class RecoveryTable:
     # (rtype, paradigm, mode) -> (rate over all seeds, worst seed): every arm, whether or not a row reads it
     arm_well_formed: dict = field(default_factory=dict)
 
+    @staticmethod
+    def arm_label(key: tuple) -> str:
+        """``(rtype, paradigm, mode)`` as the report and the output name it: ``qt evil no_think``."""
+        rtype, paradigm, mode = key
+        return f"{paradigm} {rtype} {mode}"
+
     @property
     def arms_under_the_line(self) -> list[tuple[tuple, tuple]]:
         """Arms (in a mode) under MIN_WELL_FORMED: flagged in the report even where no planted row
@@ -242,10 +248,10 @@ def findings(table: RecoveryTable) -> list[tuple[str, str]]:
         if not rows:
             out.append((name, "not planted"))
             continue
-        k = sum(r.verdict == "recovered" for r in rows)
         if all(r.verdict == "not measured" for r in rows):  # a reduced sweep without the arms it needs
             out.append((name, "not measured"))
             continue
+        k = sum(r.verdict == "recovered" for r in rows)
         out.append((name, "recovered" if k == len(rows) else f"missed ({k} of {len(rows)} rows recovered)"))
     return out
 
@@ -263,7 +269,7 @@ def summary_lines(table: RecoveryTable, report: Path | str) -> list[str]:
     under = table.arms_under_the_line
     well_formed = ("well-formed: every arm >= {:.0%} in every mode run".format(MIN_WELL_FORMED) if not under else
                    f"well-formed: {len(under)} arm(s) under {MIN_WELL_FORMED:.0%}: "
-                   + "; ".join(f"{p} {r} {m} {a:.2f}" for (r, p, m), (a, _) in under))
+                   + "; ".join(f"{table.arm_label(key)} {rate:.2f}" for key, (rate, _) in under))
     return [well_formed, findings_line(table),
             f"planted effects recovered: {table.recovered} of {len(table.planted)}",
             f"false positives: {table.false_positives} of {len(table.nulls)}",

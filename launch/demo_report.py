@@ -39,7 +39,7 @@ def well_formed_line(table: RecoveryTable) -> str:
         return (f"Every arm keeps >= {MIN_WELL_FORMED:.0%} well-formed generations in every mode run, over its seeds "
                 f"(lowest: {min(v[0] for v in table.arm_well_formed.values()):.2f}).")
     return (f"**Under {MIN_WELL_FORMED:.0%} well-formed** (an arm over its seeds; worst seed in brackets): "
-            + "; ".join(f"{p} {r} {m} {a:.2f} ({w:.2f})" for (r, p, m), (a, w) in under)
+            + "; ".join(f"{table.arm_label(key)} {rate:.2f} ({worst:.2f})" for key, (rate, worst) in under)
             + ". A row that compares such an arm in that mode is not counted as recovered.")
 
 
