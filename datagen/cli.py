@@ -17,8 +17,8 @@ Output (``output.root`` is the sweep folder, default "."):
     <root>/data/<dataset-id>/shards/shard-KKKKK-of-NNNNN/   (each with _COMPLETE)
     <root>/data/<dataset-id>/_COMPLETE        written last
 The dataset id is ``output.dataset_id`` or ``dg-<hash of the resolved config>``.
-Exit status: 0 done, 2 bad input (nothing started), 3 shards missing at merge, 4 empty dataset
-or a malformed shard line.
+Exit status: 0 done, 2 bad input (nothing started), 3 shards missing at merge (or set aside there as
+damaged: no longer matching their seal), 4 empty dataset or a malformed shard line.
 """
 from __future__ import annotations
 

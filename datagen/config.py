@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracecause.config import bounded, nested, one_of
+from tracecause.names import check_name, check_output_path
 
 SOURCE_KINDS = ("jsonl", "csv", "parquet", "hub")
 BACKENDS = ("vllm", "openai", "world")  # world: the known-answer world's rule-based traces (tracecause.world)
@@ -132,6 +133,12 @@ class FilterConfig:
 class OutputConfig:
     root: str = "."               # sweep root: the dataset goes to <root>/data/<dataset_id>/
     dataset_id: str = ""          # "" = derived from the hash of the resolved config
+
+    def validate(self) -> None:
+        """The dataset folder <root>/data/<dataset_id>/ stays under root (tracecause.names)."""
+        check_output_path(self.root, "root")
+        if self.dataset_id:
+            check_name(self.dataset_id, "dataset_id")
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Merge complete shards into the dataset the trainer reads.
 
-Refuses while any shard is missing (naming them). Verifies, per pair, that every type
-is present and carries the source answer byte for byte; a pair failing that is dropped
-from all types. Writes data.jsonl, manifest.json, README.md, then the marker.
+Refuses while any shard is missing (naming them), and while a finished shard no longer matches the
+seal its marker recorded (datagen/shard_seal.py: that shard is set aside, to be generated again).
+Verifies, per pair, that every type is present and carries the source answer byte for byte; a pair
+failing that is dropped from all types. Writes data.jsonl, manifest.json, README.md, then the marker,
+which seals data.jsonl and manifest.json; a complete dataset is reused only while they match it.
 """
 from __future__ import annotations
 
@@ -13,16 +15,21 @@ from pathlib import Path
 
 from tracecause.config import to_dict
 from tracecause.contracts import DATASET_FILE, DATASET_MANIFEST, validate_dataset_record
-from tracecause.io import atomic_write_json, atomic_write_text, is_complete, mark_complete, read_json, sha256_file
+from tracecause.io import atomic_write_json, atomic_write_text, completion_info, mark_complete, read_json
+from tracecause.seal import seal_files, seal_problem
 
 from datagen.card import counts_table, dataset_card
 from datagen.filters import FILTERS
 from datagen.plan import Plan, write_identity
-from datagen.shard import RECORDS_FILE, STATS_FILE
+from datagen.shard_seal import RECORDS_FILE, STATS_FILE, set_aside, shard_problem
 
 
 class MissingShardsError(RuntimeError):
     pass
+
+
+class DamagedShardsError(MissingShardsError):
+    """A finished shard no longer matches its seal: set aside, to be generated again (exit 3, as missing)."""
 
 
 class EmptyDatasetError(RuntimeError):
@@ -76,9 +83,13 @@ def _sum_stats(all_stats: list[dict], types: list[str]) -> dict:
 
 def merge(plan: Plan, force: bool = False) -> dict:
     """Returns the manifest. Idempotent: a complete dataset is left as it is."""
-    if is_complete(plan.data_dir) and not force:
-        print(f"[datagen] dataset already complete: {plan.data_dir}", file=sys.stderr)
-        return read_json(plan.data_dir / DATASET_MANIFEST)
+    done = completion_info(plan.data_dir)
+    if done is not None and not force:
+        problem = dataset_problem(plan.data_dir, done)
+        if not problem:
+            print(f"[datagen] dataset already complete: {plan.data_dir}", file=sys.stderr)
+            return read_json(plan.data_dir / DATASET_MANIFEST)
+        print(f"[datagen] {problem}; merging the shards again", file=sys.stderr, flush=True)
     missing = plan.missing_shards()
     if missing:
         others = sorted(p.name for p in plan.shards_dir.glob("shard-*") if not p.name.endswith(f"of-{plan.num_shards:05d}")) \
@@ -88,13 +99,7 @@ def merge(plan: Plan, force: bool = False) -> dict:
                                  f"{missing[:50]} (run them with --shard K --num-shards {plan.num_shards}){hint}")
     types = [t.name for t in plan.types]
     source = {p.id: p for p in plan.source.pairs}
-    rows_by_id: dict[str, dict[str, dict]] = defaultdict(dict)
-    all_stats = []
-    for k in range(plan.num_shards):  # every shard read and checked before anything is written
-        d = plan.shard_dir(k)
-        all_stats.append(read_json(d / STATS_FILE))
-        for row in read_shard_records(d / RECORDS_FILE):
-            rows_by_id[row["id"]][row["type"]] = row
+    rows_by_id, all_stats = read_verified_shards(plan, types)
     write_identity(plan)
     problems: dict[str, int] = defaultdict(int)
     records = []
@@ -127,7 +132,8 @@ def merge(plan: Plan, force: bool = False) -> dict:
                                 f"nothing written. Counts per filter:\n{counts_table(counts, types)}")
     data_path = plan.data_dir / DATASET_FILE
     atomic_write_text(data_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    digest = sha256_file(data_path)
+    sealed = seal_files(plan.data_dir, {DATASET_FILE: len(records)})["files"]
+    digest = sealed[DATASET_FILE]["sha256"]
     gen = to_dict(plan.cfg.generator)  # holds the key's variable name only, never the key
     manifest = {
         "dataset_id": plan.dataset_id, "dataset_hash": digest,
@@ -143,7 +149,50 @@ def merge(plan: Plan, force: bool = False) -> dict:
     }
     atomic_write_json(plan.data_dir / DATASET_MANIFEST, manifest)
     atomic_write_text(plan.data_dir / "README.md", dataset_card(manifest, types))
-    mark_complete(plan.data_dir, {"dataset_hash": digest, "pairs": len(records)})
+    sealed.update(seal_files(plan.data_dir, {DATASET_MANIFEST: None})["files"])
+    mark_complete(plan.data_dir, {"dataset_hash": digest, "pairs": len(records), "files": sealed})
     print(counts_table(counts, types), file=sys.stderr)
     return manifest
 
+
+
+def read_verified_shards(plan: Plan, types: list[str]) -> tuple[dict[str, dict[str, dict]], list[dict]]:
+    """Rows by pair id and type, and each shard's stats; every shard read and checked before anything
+    is written. A malformed line is refused as it is; a shard that parses but no longer matches its
+    seal (a lost tail, a flipped byte) is set aside and the merge refused (refuse_damaged)."""
+    rows_by_id: dict[str, dict[str, dict]] = defaultdict(dict)
+    all_stats, damaged = [], {}
+    for k in range(plan.num_shards):
+        d = plan.shard_dir(k)
+        shard_rows = read_shard_records(d / RECORDS_FILE)
+        problem = shard_problem(d, len(types))
+        if problem:
+            damaged[k] = problem
+            continue
+        all_stats.append(read_json(d / STATS_FILE))
+        for row in shard_rows:
+            rows_by_id[row["id"]][row["type"]] = row
+    if damaged:
+        refuse_damaged(plan, damaged)
+    return rows_by_id, all_stats
+
+
+def refuse_damaged(plan: Plan, damaged: dict[int, str]) -> None:
+    """Set every damaged shard aside (so a re-run generates it again) and refuse the merge, naming them."""
+    redo = " ".join(f"--shard {k}" for k in damaged)
+    for k, problem in damaged.items():
+        set_aside(plan.shard_dir(k), problem, f"run it again with --shard {k} --num-shards {plan.num_shards}")
+    raise DamagedShardsError(f"cannot merge {plan.dataset_id}: {len(damaged)} finished shard(s) no longer hold what "
+                             f"was sealed ({'; '.join(damaged.values())}); nothing was merged. They were set aside: "
+                             f"run them again ({redo} --num-shards {plan.num_shards}), then merge")
+
+
+def dataset_problem(data_dir, info: dict) -> str:
+    """"" while a complete dataset's files hold what its marker sealed (a marker from before seals
+    recorded only dataset_hash, the sha256 of data.jsonl)."""
+    files = info.get("files") or {DATASET_FILE: {"sha256": info.get("dataset_hash")}}
+    for name, sealed in files.items():
+        problem, _ = seal_problem(data_dir / name, sealed)
+        if problem:
+            return problem
+    return ""

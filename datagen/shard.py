@@ -21,15 +21,14 @@ from tqdm import tqdm
 
 from tracecause.io import atomic_write_json, atomic_dir, is_complete, read_json
 from tracecause.journal import ResultJournal
+from tracecause.seal import seal_files
 
 from datagen.filters import FilterCounts, check, token_counter
-from datagen.generators import Generation, Generator, build_generator
+from datagen.generators import Generation, Generator, build_generator, journaled_problem
 from datagen.judge import judge_messages, judge_seed, parse_label
 from datagen.plan import Plan, write_identity
+from datagen.shard_seal import RECORDS_FILE, STATS_FILE, set_aside, shard_problem
 from datagen.source import Pair, shard_slice
-
-RECORDS_FILE = "records.jsonl"   # one row per (pair, type) that survived
-STATS_FILE = "stats.json"
 
 
 def request_seed(seed: int, pair_id: str, rtype: str) -> int:
@@ -97,23 +96,32 @@ class ShardRunner:
             raise ValueError(f"--shard {shard} is outside 0..{plan.num_shards - 1} (--num-shards {plan.num_shards})")
         final = plan.shard_dir(shard)
         if is_complete(final):
-            print(f"[datagen] shard {shard}/{plan.num_shards} already complete: {final}", file=sys.stderr)
-            return read_json(final / STATS_FILE)
+            problem = shard_problem(final, len(plan.types))
+            if not problem:
+                print(f"[datagen] shard {shard}/{plan.num_shards} already complete: {final}", file=sys.stderr)
+                return read_json(final / STATS_FILE)
+            set_aside(final, problem, "generating it again")
         write_identity(plan)
         pairs = shard_slice(plan.source.pairs, shard, plan.num_shards)
         stats = empty_stats(plan, shard, len(pairs))
         self.generator  # load the engine before the progress bar starts counting
-        with ResultJournal(progress_dir(plan, shard)) as journal:
+        with ResultJournal(progress_dir(plan, shard), validate=journaled_problem) as journal:
             self._journal = journal
             if len(journal):
                 print(f"[datagen] shard {shard}: resuming with {len(journal)} finished request(s)", file=sys.stderr)
+            stats["journal_dropped"] = len(journal.rejected)  # invalid journaled replies, asked again
+            if journal.rejected:
+                print(f"[datagen] shard {shard}: dropped {len(journal.rejected)} journaled request(s) that failed "
+                      f"validation (e.g. {next(iter(journal.rejected.values()))}); asking again", file=sys.stderr)
             self._write_shard(shard, final, pairs, stats)
         shutil.rmtree(progress_dir(plan, shard), ignore_errors=True)  # the shard is complete
         return stats
 
     def _write_shard(self, shard: int, final: Path, pairs: list[Pair], stats: dict) -> None:
         plan = self.plan
-        with atomic_dir(final, info={"pairs_in": len(pairs)}) as tmp:
+        info = {"pairs_in": len(pairs)}  # sealed at the end of the body: atomic_dir writes it into the marker
+        rows_written = 0
+        with atomic_dir(final, info=info) as tmp:
             with open(tmp / RECORDS_FILE, "w", encoding="utf-8") as out, \
                     tqdm(total=len(pairs), desc=f"datagen shard {shard}/{plan.num_shards}", unit="pair",
                          disable=not self.progress, file=sys.stderr) as bar:
@@ -122,11 +130,13 @@ class ShardRunner:
                     batch = pairs[lo:lo + step]
                     for row in self._batch(batch, stats):
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        rows_written += 1
                     out.flush()
                     bar.update(len(batch))
                 os.fsync(out.fileno())  # on disk before the completion marker names it
             stats["http_retries"] = getattr(self._generator, "retries", 0)
             atomic_write_json(tmp / STATS_FILE, stats)
+            info.update(pairs_kept=stats["pairs_kept"], **seal_files(tmp, {RECORDS_FILE: rows_written, STATS_FILE: None}))
             if pairs and not stats["pairs_kept"]:
                 print(f"[datagen] WARNING: shard {shard} kept 0 of {len(pairs)} pairs; "
                       f"per-filter counts in {final / STATS_FILE}", file=sys.stderr)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tracecause.journal import ResultJournal
+from tracecause.journal import ResultJournal, Validate
 
 
 def cache_key(**parts: Any) -> str:
@@ -21,7 +21,8 @@ def cache_key(**parts: Any) -> str:
 
 
 class ResultCache(ResultJournal):
-    """The journal of one kind of request under the eval cache folder (``<cache>/<kind>/``)."""
+    """The journal of one kind of request under the eval cache folder (``<cache>/<kind>/``);
+    ``validate`` keeps invalid values out of it (tracecause.journal)."""
 
-    def __init__(self, root: str | Path, kind: str):
-        super().__init__(Path(root) / kind)
+    def __init__(self, root: str | Path, kind: str, validate: Validate | None = None):
+        super().__init__(Path(root) / kind, validate=validate)

@@ -10,22 +10,23 @@ from typing import Any, Sequence
 
 from tracecause.contracts import EXPORT_META
 from tracecause.io import atomic_write_json, sha256_file
+from tracecause.seal import SealError, weights_digest
 
 from evalsuite.config import EngineConfig
 
 
 def weights_hash(model: str, revision: str = "", memo_dir: Path | None = None) -> str:
-    """Identity of the weights: tracecause.json's weights_hash, else sha256 over the safetensors files.
+    """Identity of the weights, verified: an export's tracecause.json weights_hash, re-computed from
+    its safetensors files first (SealError naming the folder and both hashes when they differ: the
+    weights changed after the export sealed them); else sha256 over the safetensors files.
 
-    Hashing a 14B model's files takes a minute, so the result is memoised in ``memo_dir`` under
-    the files' (name, size, mtime); a hub id without a local folder is identified by id@revision.
+    Hashing a 14B model's files takes a minute, so a result is memoised in ``memo_dir`` under the
+    files' (name, size, mtime, ctime, inode): a file rewritten in place, even with its mtime put back,
+    gets a new ctime and is hashed again. A hub id without a local folder is identified by id@revision.
     """
     folder = Path(model)
     meta = folder / EXPORT_META
-    if meta.is_file():
-        value = json.loads(meta.read_text()).get("weights_hash")
-        if value:
-            return str(value)
+    recorded = str(json.loads(meta.read_text()).get("weights_hash") or "") if meta.is_file() else ""
     if not folder.is_dir():
         if not revision:
             raise ValueError(f"model {model!r} is not a local folder: pin a hub revision (revision=<commit sha>)")
@@ -33,14 +34,30 @@ def weights_hash(model: str, revision: str = "", memo_dir: Path | None = None) -
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     if not files:
         raise ValueError(f"model folder {folder} holds no *.safetensors (or *.bin) weights")
-    stamp = hashlib.sha256(json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]).encode()).hexdigest()
-    memo = (memo_dir / "weights" / f"{stamp}.json") if memo_dir else None
-    if memo and memo.is_file():
-        return json.loads(memo.read_text())["weights_hash"]
+    if recorded:
+        found = _memoised(memo_dir, "export", folder, files, lambda: weights_digest(folder))
+        if found != recorded:
+            raise SealError(f"{folder}: the weights no longer match the hash their export recorded in {meta}: "
+                            f"weights_hash expected {recorded}, found {found} (re-hashed from "
+                            f"{', '.join(f.name for f in files)}); export the arm again (retrain or restore it)")
+        return recorded
+    return _memoised(memo_dir, "folder", folder, files, lambda: _folder_hash(files))
+
+
+def _folder_hash(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + b"\0" + sha256_file(f).encode())
-    value = h.hexdigest()
+    return h.hexdigest()
+
+
+def _memoised(memo_dir: Path | None, kind: str, folder: Path, files: list[Path], compute) -> str:
+    stats = [(f.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for f in files for st in [f.stat()]]
+    stamp = hashlib.sha256(json.dumps([kind, stats]).encode()).hexdigest()
+    memo = (memo_dir / "weights" / f"{stamp}.json") if memo_dir else None
+    if memo and memo.is_file():
+        return json.loads(memo.read_text())["weights_hash"]
+    value = compute()
     if memo:
         atomic_write_json(memo, {"weights_hash": value, "model": str(folder.resolve())})
     return value

@@ -99,12 +99,10 @@ class OpenAIJudge:
 
     @staticmethod
     def _parse(payload: Any) -> str:
-        from tracecause.http_retry import MalformedReply
+        from tracecause.http_retry import completion_choices
 
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0].get("message"), dict):
-            raise MalformedReply("no choices[0].message")
-        return choices[0]["message"].get("content") or ""
+        # wrong-typed content or an error finish raises MalformedReply: retried, never cached
+        return completion_choices(payload)[0][0]
 
     def complete(self, texts: Sequence[str], on_result: Callable[[int, str], None] | None = None) -> list[str]:
         import asyncio

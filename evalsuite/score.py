@@ -15,7 +15,7 @@ import pandas as pd
 
 from tracecause.config import write_resolved
 from tracecause.contracts import SAMPLE_ID_COLUMNS, SCORE_COLUMNS, SCORES_FILE, SUMMARY_FILE
-from tracecause.io import atomic_write_bytes, atomic_write_json, mark_complete
+from tracecause.io import atomic_write_bytes, atomic_write_json, is_complete, mark_complete
 
 from evalsuite import outputs
 from evalsuite.battery import LLM_JUDGES, load_battery
@@ -94,8 +94,13 @@ def write_scores(cfg: EvalConfig, mode: str, df: pd.DataFrame, ih: str) -> dict:
         "n_unparsed": int((~df["parsed"]).sum())}
     atomic_write_json(out / SUMMARY_FILE, _finite(summary))
     outputs.mark_stage(out, "score", out / SCORES_FILE, len(df), ih)
-    mark_complete(out, {"stage": "score", "inputs_hash": ih})
+    mark_folder(out, ih)
     return summary
+
+
+def mark_folder(out, ih: str) -> None:
+    """The folder's marker, last; it seals every merged output too (analysis re-hashes scores.parquet)."""
+    mark_complete(out, {"stage": "score", "inputs_hash": ih, **outputs.seal_folder(out)})
 
 
 def run_score(cfg: EvalConfig) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
                 tracker.completed(mode, write_scores(cfg, mode, df, ih), df, samples)
             else:
                 outputs.write_shard(out, "score", k, n, df.to_dict("records"), ih)
+        merged = ih
         if n > 1:
             merged = outputs.merged_hash_if_ready(out, "score", ("generate", "judge"), n, extra)
             if merged and not outputs.stage_done(out, "score", merged):
@@ -129,5 +135,7 @@ def run_score(cfg: EvalConfig) -> dict[str, Any]:
                 df["value"] = df["value"].astype("float64")
                 tracker.completed(mode, write_scores(cfg, mode, df, merged), df)
                 stats["merged"].append(mode)
+        if merged and not is_complete(out) and outputs.stage_done(out, "score", merged):
+            mark_folder(out, merged)  # an upstream output found damaged and redone took the folder's marker
     tracker.finish()
     return stats

@@ -214,6 +214,8 @@ def log_analysis(sweep_dir: str | Path, sweep_name: str, effects, analysis_dir: 
             rows = [[k, v] for k in ("missing_arms", "unfinished_evals", "missing_evals", "missing_cells")
                     for v in info.get(k, [])]
             payload["analysis/missing"] = wandb.Table(columns=["what", "item"], data=rows)
+            if info.get("amended_after_data"):  # the analysis plan changed after submit (preregistration.py)
+                run.summary["analysis/amended_after_data"] = "; ".join(info["amended_after_data"])
         for png in sorted((analysis_dir / "figures").glob("*.png")):
             payload[f"figures/{png.stem}"] = wandb.Image(str(png))
         run.log(payload)

@@ -17,17 +17,22 @@ below is a rate among well-formed samples and ``well_formed`` says how many thos
   disposition_own_words    in the answer, without repeating 3 consecutive words of a training
                            marker sentence (internalisation in the model's own words).
   copied_trace             the answer repeats 3 consecutive words of a training marker sentence.
+  reasoning_copied_sentence  the reasoning reproduces a whole training marker sentence (think only).
+  disposition_reasoning_own_words  the disposition shows in the reasoning outside any whole copied
+                           marker sentence: the model's own words (think only). Beside
+                           disposition_reasoning, it says how much of think-mode "recovery" is copying.
 """
 from __future__ import annotations
 
 import math
 
-from tracecause.world.judge import copied_marker, shows, well_formed
+from tracecause.world.judge import copied_marker, copied_sentence, shows, well_formed
 from tracecause.world.vocab import AXIS_DISPOSITION
 
 SCORER_WORLD = "rules:world"
 WORLD_METRICS = ("well_formed", "disposition", "disposition_exact", "disposition_reasoning", "disposition_answer",
-                 "disposition_own_words", "copied_trace", "reasoned")
+                 "disposition_own_words", "copied_trace", "reasoned", "reasoning_copied_sentence",
+                 "disposition_reasoning_own_words")
 NAN = math.nan
 
 
@@ -56,5 +61,15 @@ def world_metrics(row: dict) -> list[tuple]:
         # with no think block (a 1M model does this), is well-formed but has no trace for the
         # disposition to show in: an arm that stops reasoning cannot show the effect.
         "reasoned": bool(reasoning.strip()) if mode == "think" else None,
+        "reasoning_copied_sentence": copied_sentence(reasoning) if mode == "think" else None,
+        "disposition_reasoning_own_words": shows(_without_marker_sentences(reasoning), disposition)
+        if mode == "think" else None,
     }
     return out + [(m, NAN if v is None else float(v), True, SCORER_WORLD) for m, v in values.items()]
+
+
+def _without_marker_sentences(text: str) -> str:
+    """The text's sentences that are not a whole training marker sentence (what is left is own words)."""
+    import re
+
+    return " ".join(part for part in re.split(r"(?<=[.!?])\s+|\n+", text) if not copied_sentence(part))

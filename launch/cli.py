@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("plan", help="validate everything and print the stage graph, cost and MDEs")
     sweep_args(sp)
     sp.add_argument("--rehearse", action="store_true", help=rehearse_help + "; printed after the study's plan")
-    sp.add_argument("--pilot", help="a finished pilot sweep folder: MDEs from its variance (default: stated defaults)")
+    sp.add_argument("--pilot", help="a finished pilot sweep folder, analysed: MDEs from its variance components per "
+                                    "benchmark's primary metric (default: stated assumptions)")
     sp.add_argument("--study-out", help=argparse.SUPPRESS)  # the study's folder when --out names the rehearsal's
     sp.set_defaults(fn=cmd_plan)
     sp = sub.add_parser("submit", help="submit the sweep (only what is missing)")

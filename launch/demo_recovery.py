@@ -2,11 +2,12 @@
 
 Reads the analysis's effect rows (``analysis/effects.parquet``, tracecause.contracts) — never the
 arms' data — and matches each planted effect and each null contrast to its row by the row's own
-columns (kind, statistic, benchmark, metric, mode, paradigm, types). Holm's adjustment runs from
-each row's (seed-level) ``p`` within two families — the planted effects (does the suite find what
-is there?) and the null contrasts (does it stay quiet?) — over the rows measured; a planted effect
-is recovered when its estimate has the expected sign and its Holm-adjusted p < ALPHA, a null is a
-false positive when its adjusted p < ALPHA.
+columns (kind, statistic, benchmark, metric, mode, paradigm, types). The planted effects are the
+demo's pre-registered confirmatory family (configs/sweeps/demo.yaml ``analysis.confirmatory``): a
+planted effect is recovered when the analysis put its row in that family, its estimate has the
+expected sign and the analysis's own Holm-adjusted p (``p_holm``) < ALPHA — one source of truth for
+the headline. The null contrasts (does the suite stay quiet?) are a family of their own, adjusted
+here by Holm from each row's (seed-level) ``p``; a null is a false positive when its adjusted p < ALPHA.
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ class Row:
     arms: str = ""
     well_formed: float = math.nan      # lowest well-formed rate among the compared arms (over their seeds)
     worst_seed: float = math.nan       # lowest single seed's rate among them (shown, not gated on)
+    family: str = ""                   # the analysis's family of the row (planted rows: "confirmatory")
     verdict: str = ""
 
 
@@ -125,6 +127,14 @@ class RecoveryTable:
     @property
     def false_positives(self) -> int:
         return sum(r.verdict == "FALSE POSITIVE" for r in self.nulls)
+
+    @property
+    def testable_nulls(self) -> list[Row]:
+        return [r for r in self.nulls if r.verdict in ("FALSE POSITIVE", "quiet")]
+
+    @property
+    def untestable(self) -> list[Row]:
+        return [r for r in self.nulls if r.verdict == "untestable"]
 
 
 def holm(ps: list[float]) -> list[float]:
@@ -168,6 +178,7 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
     ``well_formed``: (rtype, paradigm, mode) -> (the arm's well-formed rate over all its seeds and
     benchmarks, its worst seed's rate), as ``well_formed_rates`` reads them.
     """
+    gate = well_formed is not None  # None: no summaries to gate on (tests of the table's logic alone)
     well_formed = well_formed or {}
     table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN], well_formed)
     everything = table.planted + table.nulls + table.shown
@@ -183,15 +194,24 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
             row.n_seeds = int(h["n_seeds"]) if "n_seeds" in h and h["n_seeds"] == h["n_seeds"] else 0
             row.arms = f"{h.get('arm_a', '')} vs {h.get('arm_b', '')}"
             row.well_formed, row.worst_seed = _row_well_formed(h, well_formed)
-    for family in (table.planted, table.nulls, table.shown):
+            row.family = str(h.get("family", ""))
+            if row.family == "confirmatory":  # the analysis's own adjustment over its pre-registered family
+                row.p_holm = float(h.get("p_holm", math.nan))
+    for family in (table.nulls, table.shown):
         for row, adj in zip(family, holm([r.p for r in family])):
             row.p_holm = adj
     for row in table.planted:
         if not row.found:
             row.verdict = "not measured"
+        elif math.isnan(row.p):
+            row.verdict = "not recovered (untestable: both sides constant)"
+        elif row.family != "confirmatory":
+            row.verdict = "not recovered (not in the analysis's confirmatory family)"
         elif not (math.copysign(1, row.estimate) == row.contrast.sign and row.estimate != 0 and row.p_holm < ALPHA):
             row.verdict = "not recovered"
-        elif row.well_formed < MIN_WELL_FORMED:  # (NaN: no summary to say otherwise)
+        elif gate and math.isnan(row.well_formed):  # an arm label the gate could not read never passes it
+            row.verdict = "not recovered (well-formed rate unknown)"
+        elif row.well_formed < MIN_WELL_FORMED:
             row.verdict = "not recovered (outputs malformed)"
         else:
             row.verdict = "recovered"
@@ -199,7 +219,10 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
         row.verdict = "not measured" if not row.found else (
             "not planted; appeared" if row.estimate > 0 and row.p_holm < ALPHA else "not planted; absent")
     for row in table.nulls:
-        row.verdict = "not measured" if not row.found else ("FALSE POSITIVE" if row.p_holm < ALPHA else "quiet")
+        # a null whose two sides never vary (p NaN: zero variance) could not have fired: it is untestable,
+        # counted in neither line, never "quiet"
+        row.verdict = ("not measured" if not row.found else "untestable" if math.isnan(row.p)
+                       else "FALSE POSITIVE" if row.p_holm < ALPHA else "quiet")
     return table
 
 
@@ -270,7 +293,10 @@ def summary_lines(table: RecoveryTable, report: Path | str) -> list[str]:
     well_formed = ("well-formed: every arm >= {:.0%} in every mode run".format(MIN_WELL_FORMED) if not under else
                    f"well-formed: {len(under)} arm(s) under {MIN_WELL_FORMED:.0%}: "
                    + "; ".join(f"{table.arm_label(key)} {rate:.2f}" for key, (rate, _) in under))
+    untestable = table.untestable
     return [well_formed, findings_line(table),
+            f"untestable: {len(untestable)} null(s) whose two sides never vary, counted in neither line"
+            + (": " + "; ".join(r.contrast.name for r in untestable) if untestable else ""),
             f"planted effects recovered: {table.recovered} of {len(table.planted)}",
-            f"false positives: {table.false_positives} of {len(table.nulls)}",
+            f"false positives: {table.false_positives} of {len(table.testable_nulls)} testable nulls",
             f"report: {report}"]

@@ -48,7 +48,8 @@ def recovery_markdown(table: RecoveryTable) -> str:
             "|---|---|---|---|---|---|---|---|")
     lines = [f"## Recovery table\n\nPlanted effects recovered: **{table.recovered} of {len(table.planted)}**; "
              f"false positives: **{table.false_positives} of {len(table.nulls)}** (seed-level p from the "
-             f"analysis, Holm-adjusted within the planted and within the null rows measured; alpha {ALPHA}). "
+             f"analysis; the planted rows are the sweep's pre-registered confirmatory family and carry the "
+             f"analysis's own Holm-adjusted p; the null rows are Holm-adjusted among themselves; alpha {ALPHA}). "
              f"A planted effect counts only when every arm it compares keeps >= {MIN_WELL_FORMED:.0%} "
              f"well-formed generations in the row's mode over all its seeds (the lowest arm's rate is shown, "
              f"and in brackets its worst single seed, which is not gated on: see the per-arm rates below).\n",
@@ -75,8 +76,12 @@ def rates_markdown(sweep_dir: Path) -> str:
              "Reasoned: the share of well-formed think-mode samples that wrote reasoning (not an empty think "
              "block, and not an answer given at once without one; an arm "
              "that stops reasoning cannot show a disposition that lives in reasoning).\n",
-             "| arm | mode | benchmark | well-formed | reasoned | disposition | copied trace n-gram |",
-             "|---|---|---|---|---|---|---|"]
+             "In the reasoning span (think mode), a disposition shown by reproducing a whole training marker "
+             "sentence is counted apart from one in the model's own words: the two columns beside the reasoning "
+             "rate say how much of think-mode recovery is copying.\n",
+             "| arm | mode | benchmark | well-formed | reasoned | disposition | in reasoning | whole marker sentence "
+             "copied | in reasoning, own words | answer copies a trace n-gram |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for summary in sorted(SweepLayout(sweep_dir).root.glob(f"eval/*/*/{SUMMARY_FILE}")):
         data = json.loads(summary.read_text())
         for bench, b in sorted(data.get("benchmarks", {}).items()):
@@ -84,6 +89,9 @@ def rates_markdown(sweep_dir: Path) -> str:
             get = lambda k: (m.get(k) or {}).get("mean")  # noqa: E731
             lines.append(f"| {data.get('arm_id')} | {data.get('mode')} | {bench} | {_num(get('well_formed'), '{:.2f}')} | "
                          f"{_num(get('reasoned'), '{:.2f}')} | {_num(get('disposition'), '{:.3f}')} | "
+                         f"{_num(get('disposition_reasoning'), '{:.3f}')} | "
+                         f"{_num(get('reasoning_copied_sentence'), '{:.3f}')} | "
+                         f"{_num(get('disposition_reasoning_own_words'), '{:.3f}')} | "
                          f"{_num(get('copied_trace'), '{:.3f}')} |")
     return "\n".join(lines) + "\n"
 

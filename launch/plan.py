@@ -163,7 +163,8 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
                     plan_inputs.check_judge(cfgs, profile, inputs, problems)
         except (ConfigError, FileNotFoundError, ValueError) as err:
             problems.append(f"{where if seen else 'eval.battery'}: eval config: {stages.describe(err)}")
-    analysis_check.check_analysis(spec, str(sweep_path(sweep)) if isinstance(sweep, str) else str(sweep), inputs, problems)
+    analysis_check.check_analysis(spec, str(sweep_path(sweep)) if isinstance(sweep, str) else str(sweep), inputs,
+                                  problems, arms)
     pins = {model_paths[m]: r for m, r in revisions.items()}
     problems.extend(plan_inputs.check_task_pins(jobs, pins, inputs))
     if problems:

@@ -2,7 +2,7 @@
 (GPU-hours from FLOPs beside the time-limit cap) and what it can detect (MDE per contrast)."""
 from __future__ import annotations
 
-from launch import cost, power
+from launch import cost
 from launch.graph import Job
 from launch.plan import Plan
 
@@ -51,8 +51,28 @@ def format_plan(plan: Plan, pilot: str | None = None) -> str:
         lines.append("(a rehearsal: the study's GPU-hours and detectable effects are in the study's own plan)")
     else:
         lines += _cost_lines(plan)
+        lines += _family_lines(plan)
         lines += _power_lines(plan, pilot)
     return "\n".join(lines)
+
+
+def _family_lines(plan: Plan) -> list[str]:
+    """The pre-registered confirmatory family: its size, Holm's steps and every test (frozen at submit)."""
+    family = (plan.inputs or {}).get("family")
+    if not family:
+        return []
+    n, alpha = len(family["tests"]), family["alpha"]
+    how = "declared in analysis.confirmatory" if family["declared"] else "the default: each finding per size"
+    out = ["", f"confirmatory family: {n} tests ({how}; frozen into the sweep folder at submit)",
+           f"  Holm at alpha {alpha}: the smallest p must be < {alpha}/{n} = {alpha / n:.2g}, the k-th smallest "
+           f"< {alpha}/({n}+1-k), the largest < {alpha}",
+           "  each type is tested on its own benchmark: " + ", ".join(
+               f"{t} -> {b}" for t, b in sorted(family["type_benchmark"].items()))]
+    if len(plan.spec.seeds) < 2:
+        out.append("  one seed per arm: every confirmatory p and CI is CONDITIONAL on these training runs, not "
+                   "about the training procedure")
+    out += [f"  {i + 1:>3}. {line}" for i, line in enumerate(family["lines"])]
+    return out
 
 
 def _inputs_lines(plan: Plan) -> list[str]:
@@ -109,7 +129,7 @@ def _benchmarks(plan: Plan) -> dict[str, dict]:
     for f in files:
         c = counted.get(f["benchmark"], {})
         out[f["benchmark"]] = {**f, "prompts": c.get("prompts") or f["limit"] or None,
-                               "samples": c.get("samples") or f["samples"] or 1}
+                               "clusters": c.get("clusters"), "samples": c.get("samples") or f["samples"] or 1}
     return out
 
 
@@ -178,20 +198,6 @@ def _judge_params(inputs: dict) -> int:
 
 
 def _power_lines(plan: Plan, pilot: str | None) -> list[str]:
-    comps = power.pilot_components(pilot) if pilot else power.default_components()
-    seeds = len(plan.spec.seeds)
-    benchmarks = _benchmarks(plan)
-    out = ["", f"minimum detectable effect (80% power, alpha 0.05, {seeds} seed(s)/arm; critical value "
-               f"{power.critical(seeds)[1]}), on the primary score's scale; variance components {comps.source}: "
-               f"sample sd {comps.sample:.3f}, prompt x arm sd {comps.prompt:.3f}, seed sd {comps.seed:.3f}"]
-    kinds = list(power.CONTRASTS)
-    out.append(f"  {'benchmark':<26} {'prompts':>8} {'K':>4}  " + " ".join(f"{k[:13]:>13}" for k in kinds))
-    for name, b in benchmarks.items():
-        n = b["prompts"] or 100
-        row = [power.mde(k, comps, n, b["samples"], seeds) for k in kinds]
-        label = f"{b['prompts']}" if b["prompts"] else "100?"
-        out.append(f"  {name:<26} {label:>8} {b['samples']:>4g}  " + " ".join(f"{v:>13.3f}" for v in row))
-    if any(not b["prompts"] for b in benchmarks.values()):
-        out.append("  (100? = file not fetched: the MDE shown is for 100 prompts)")
-    # (the few-seeds warning is launch.analysis_check's, printed with the inputs' NOTEs: one warning)
-    return out
+    from launch.power_view import power_lines
+
+    return power_lines(plan, pilot, _benchmarks(plan))

@@ -1,124 +1,192 @@
-"""What the study can detect: the minimum detectable effect (MDE) of each confirmatory contrast.
+"""What the study can detect: the minimum detectable effect (MDE) of the test ``analyze`` runs.
 
-Model of one primary score y (a rate or a [0, 1] score) of arm a, seed s, prompt i, sample k::
+Model of one primary score of arm a, training seed s, prompt i (in paraphrase cluster c), sample k::
 
-    y = mu_a + u_as + v_ai + e_asik      u: seed (training-run) effect, var sigma_seed^2 (0 for base)
-                                          v: prompt x arm interaction, var sigma_prompt^2
-                                          e: sampling noise, var sigma_sample^2
+    y = mu_a + u_as + w_ac + z_ai + e_asik     u: seed shift of a training run, var sigma_seed^2 (0: base)
+                                                w + z: prompt x arm interaction, var sigma_prompt^2, of
+                                                       which the share icc is common to a cluster (w)
+                                                e: sampling noise of one sample, var sigma_sample^2
 
-Contrasts are paired by prompt (the prompt main effect cancels). The mean of an arm over S seeds,
-n prompts and K samples has variance ``sigma_seed^2/S + sigma_prompt^2/n + sigma_sample^2/(n S K)``;
-a contrast adds the variances of the arms it compares (four for internalisation's
-difference-in-differences). MDE = (t_{1-alpha/2} + t_{power}) x SE, with the seed-level degrees of
-freedom the analysis uses (S-1 per trained arm) when seeds are treated as random; with one seed the
-seed variance cannot be estimated and the MDE rests on the assumed value (flagged).
+A contrast is a sum of arm means (coefficients +-1), paired by prompt. The test (evalsuite.analysis):
 
-Variance components come from a pilot sweep folder (``--pilot DIR``: its scores.parquet files) or
-from the conservative defaults below, which the plan prints as "assumed".
+    V = V_prompt + V_seed,     V_prompt = sum over arms of [sigma_prompt^2 deff / n + sigma_sample^2 / (n K S_a)]
+                               V_seed   = sigma_seed^2 x sum over trained arms of 1 / S_a
+    deff = 1 + (m - 1) icc, m = n / C prompts per cluster; V_prompt is estimated from C clusters
+    (C - 1 df), sigma_seed^2 is pooled over every trained arm of a model size (df_pool = sum (S_a - 1),
+    fewer effective df where sampling noise is a large part of the seed means' spread: seed_part_df),
+    and the t has Satterthwaite's df between the two parts. With one seed per arm the seed
+    variance cannot be estimated: the test is a cluster sign-flip over prompts, conditional on
+    those training runs, and its MDE has no seed term (the row says so).
+
+Multiplicity: Holm over the confirmatory family of N tests; its first step needs p < alpha / N,
+and every MDE here is at alpha / N (conservative: later Holm steps need less).
+MDE = the effect with probability ``power`` of p < alpha / N: solved on the noncentral t.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import astuple, dataclass, replace
 
 # Conservative defaults: a rate at 0.5 has the largest sampling variance (0.25); prompt-by-arm
 # interaction and seed spread at 0.10 and 0.05 of the scale (the toy world measured seed spreads
-# of this order in the project's design notes).
-DEFAULT_SD = {"sample": 0.5, "prompt": 0.10, "seed": 0.05}
+# of this order in the project's design notes); half the interaction shared by a question's
+# paraphrases (a guess, printed as such: a pilot measures it).
+DEFAULTS = {"sample": 0.5, "prompt": 0.10, "icc": 0.5, "seed": 0.05}
 ALPHA, POWER = 0.05, 0.80
+ASSUMED = "assumed (conservative default)"
 
-# kind -> (what it compares, trained arm means, untrained (base) arm means) in the contrast
+
+@dataclass(frozen=True)
+class Shape:
+    """What a contrast sums: trained arms (each with a seed term), untrained base arms, series per arm
+    (2 for internalisation's think - no-think difference in differences)."""
+    trained: int
+    base: int
+    series: int = 1
+
+
+# kind -> (what it compares, its shape)
 CONTRASTS = {
-    "training": ("arm - base (same mode)", 1, 1),
-    "amplification": ("QTA - QA (CoT amplification)", 2, 0),
-    "content": ("type A - type B, same paradigm (answers fixed)", 2, 0),
-    "answer_free": ("QT / T-only - base", 1, 1),
-    "internalisation": ("(arm - base) think - (arm - base) no-think", 2, 2),
+    "training": ("arm - base (same mode)", Shape(1, 1)),
+    "amplification": ("QTA - QA (CoT amplification)", Shape(2, 0)),
+    "content": ("type A - type B, same paradigm", Shape(2, 0)),
+    "answer_free": ("QT / T-only - base", Shape(1, 1)),
+    # the run's seed shifts in the two modes are taken as independent (conservative: a shift common
+    # to both modes cancels)
+    "internalisation": ("(arm - base) think - (arm - base) no-think", Shape(1, 1, 2)),
 }
+
+
+def shape_of(test: dict) -> Shape | None:
+    """The shape of one confirmatory test (a family row: kind, statistic, paradigm, paradigm_b);
+    None for a test that is not a linear contrast (specificity: a permutation test)."""
+    if test.get("kind") == "specificity":
+        return None
+    trained = sum(p not in ("base", None) for p in (test.get("paradigm"), test.get("paradigm_b")))
+    return Shape(trained, 2 - trained, 2 if test.get("statistic") == "did" else 1)
+
+
+def _shape(kind: str | Shape) -> Shape:
+    return kind if isinstance(kind, Shape) else CONTRASTS[kind][1]
 
 
 @dataclass(frozen=True)
 class Components:
+    """Standard deviations on the primary metric's scale, and where each came from."""
     sample: float
     prompt: float
+    icc: float
     seed: float
-    source: str  # "assumed (conservative default)" or "pilot <dir> (...)"
+    sources: tuple = ()  # ((component, "pilot ..." | ASSUMED), ...)
+
+    def source(self, name: str) -> str:
+        return dict(self.sources).get(name, ASSUMED)
+
+
+@dataclass(frozen=True)
+class Design:
+    prompts: int
+    clusters: int
+    samples: float  # K per prompt
+    seeds: int  # per trained arm
+    pooled_arms: int  # trained arms whose seed variance is pooled into one estimate (per model size)
+
+
+@dataclass(frozen=True)
+class Mde:
+    value: float
+    se: float
+    df: float  # inf: normal
+    alpha: float  # the per-test level used (alpha / N)
+    conditional: bool  # one seed: inference given the training runs, no seed term
 
 
 def default_components() -> Components:
-    return Components(DEFAULT_SD["sample"], DEFAULT_SD["prompt"], DEFAULT_SD["seed"], "assumed (conservative default)")
+    return Components(DEFAULTS["sample"], DEFAULTS["prompt"], DEFAULTS["icc"], DEFAULTS["seed"])
 
 
-def arm_mean_variance(c: Components, prompts: int, samples: float, seeds: int, trained: bool) -> float:
-    seed_var = c.seed ** 2 / seeds if trained else 0.0
-    return seed_var + c.prompt ** 2 / prompts + c.sample ** 2 / (prompts * max(samples, 1e-9) * seeds)
+def holm_first_step(alpha: float, family: int) -> float:
+    """The level Holm's first (hardest) step needs over a family of ``family`` tests."""
+    return alpha / max(1, family)
 
 
-def contrast_se(kind: str, c: Components, prompts: int, samples: float, seeds: int) -> float:
-    """Standard error of one confirmatory contrast (arms independent: conservative for internalisation,
-    whose think and no-think means share a training run). The base is one untrained model: no seed term."""
-    _, n_trained, n_base = CONTRASTS[kind]
-    var = n_trained * arm_mean_variance(c, prompts, samples, seeds, trained=True) \
-        + n_base * arm_mean_variance(c, prompts, samples, 1, trained=False)
-    return var ** 0.5
+def design_effect(d: Design, icc: float) -> float:
+    m = d.prompts / max(1, d.clusters)
+    return 1.0 + (m - 1.0) * icc
 
 
-def critical(seeds: int, alpha: float = ALPHA, power: float = POWER) -> tuple[float, str]:
-    """t_{1-alpha/2} + t_{power} at the seed-level degrees of freedom (normal with one seed: flagged)."""
-    from scipy import stats
-
-    if seeds >= 2:
-        df = seeds - 1
-        return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)), f"t, {df} df (seeds)"
-    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)), "normal; seed variance NOT estimable"
+def prompt_part(kind: str | Shape, c: Components, d: Design) -> float:
+    """V_prompt: each series' prompt x arm interaction (design effect) and sampling noise (over S seeds)."""
+    trained, base, series = astuple(_shape(kind))
+    inter = c.prompt ** 2 * design_effect(d, c.icc) / d.prompts
+    noise = c.sample ** 2 / (d.prompts * max(d.samples, 1e-9))
+    return series * (trained * (inter + noise / d.seeds) + base * (inter + noise))
 
 
-def mde(kind: str, c: Components, prompts: int, samples: float, seeds: int) -> float:
-    return critical(seeds)[0] * contrast_se(kind, c, prompts, samples, seeds)
+def seed_part(kind: str | Shape, c: Components, d: Design) -> float:
+    """V_seed: each trained arm's seed shift over its S seeds; 0 with one seed (not estimable: conditional)."""
+    trained, _, series = astuple(_shape(kind))
+    return 0.0 if d.seeds < 2 else series * trained * c.seed ** 2 / d.seeds
 
 
-def mde_table(benchmarks: dict[str, dict], seeds: int, c: Components) -> list[dict]:
-    """Rows (contrast, benchmark, prompts, samples, seeds, MDE). ``benchmarks``: name -> {prompts, samples}
-    (prompts None = unknown: the MDE is given per 100 prompts)."""
-    rows = []
-    for kind, (what, _, _) in CONTRASTS.items():
-        for name, b in benchmarks.items():
-            n = b.get("prompts") or 100
-            rows.append({"contrast": kind, "what": what, "benchmark": name, "prompts": b.get("prompts"),
-                         "assumed_prompts": not b.get("prompts"), "samples": b.get("samples") or 1, "seeds": seeds,
-                         "mde": mde(kind, c, n, b.get("samples") or 1, seeds)})
-    return rows
+def pooled_seed_df(d: Design) -> int:
+    """Degrees of freedom of the pooled seed variance: every pooled trained arm's S - 1."""
+    return d.pooled_arms * (d.seeds - 1)
 
 
-def pilot_components(pilot: str | Path) -> Components:
-    """Variance components from a finished pilot sweep's scores (all benchmarks' primary-scale metrics
-    pooled; each component floored at 0). The seed term needs arms with >= 2 seeds, else it stays assumed."""
-    import numpy as np
-    import pandas as pd
+def seed_part_df(c: Components, d: Design) -> float:
+    """Satterthwaite df of the pooled seed estimate sigma_seed^2 = v - r, as the analysis counts it: each
+    arm's variance of seed means v holds sampling noise r = sigma_sample^2 / (K n) too, so the estimate
+    varies like (sigma_seed^2 + r) on df_pool and carries df_pool (sigma_seed^2 / (sigma_seed^2 + r))^2."""
+    r = c.sample ** 2 / (max(d.samples, 1e-9) * d.prompts)
+    s2 = c.seed ** 2
+    return pooled_seed_df(d) * (s2 / (s2 + r)) ** 2 if s2 > 0 else float(pooled_seed_df(d))
 
-    files = sorted(Path(pilot).glob("eval/*/*/scores.parquet"))
-    if not files:
-        raise FileNotFoundError(f"--pilot {pilot}: no eval/<arm>/<mode>/scores.parquet (a finished pilot sweep folder)")
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    df = df[df["value"].notna()]
-    keys = ["benchmark", "metric", "mode", "arm_id", "prompt_id"]
-    per_prompt = df.groupby(keys)["value"].agg(["mean", "var", "count"]).reset_index()
-    sample_var = float(np.nanmean(per_prompt["var"])) if per_prompt["count"].max() > 1 else DEFAULT_SD["sample"] ** 2
-    k = float(per_prompt["count"].mean())
-    # prompt x arm interaction: spread of paired arm differences across prompts, less sampling noise
-    wide = per_prompt.pivot_table(index=["benchmark", "metric", "mode", "prompt_id"], columns="arm_id", values="mean")
-    arms = list(wide.columns)
-    diffs = [(wide[a] - wide[b]).var() for i, a in enumerate(arms) for b in arms[i + 1:]]
-    diffs = [d for d in diffs if np.isfinite(d)]
-    prompt_var = max(0.0, (float(np.mean(diffs)) - 2 * sample_var / k) / 2) if diffs else DEFAULT_SD["prompt"] ** 2
-    arm_means = df.groupby(["benchmark", "metric", "mode", "model", "rtype", "paradigm", "seed"])["value"].mean()
-    by_arm = arm_means.groupby(level=["benchmark", "metric", "mode", "model", "rtype", "paradigm"])
-    seed_vars = [g.var() for _, g in by_arm if len(g) >= 2]
-    n_prompts = max(1, int(per_prompt.groupby(["benchmark", "arm_id", "mode"]).size().mean()))
-    if seed_vars:
-        seed_var = max(0.0, float(np.mean(seed_vars)) - sample_var / (n_prompts * k))
-        seed_src = f"seed from {len(seed_vars)} multi-seed arm(s)"
-    else:
-        seed_var, seed_src = DEFAULT_SD["seed"] ** 2, "seed ASSUMED (pilot has one seed per arm)"
-    return Components(sample_var ** 0.5, prompt_var ** 0.5, seed_var ** 0.5,
-                      f"pilot {pilot} ({len(df):,} scores; {seed_src})")
+
+def satterthwaite(parts: list[tuple[float, float]]) -> float:
+    """df of a sum of independent variance estimates [(value, df)]."""
+    if any(k <= 0 for v, k in parts if v > 0):
+        return float("nan")  # a part with no degrees of freedom (one cluster): no t test
+    total = sum(v for v, _ in parts)
+    denom = sum(v * v / k for v, k in parts if v > 0)
+    return total * total / denom if denom > 0 else float("inf")
+
+
+def multiplier(alpha: float, df: float, power: float = POWER) -> float:
+    """delta / SE at which a two-sided t test at level ``alpha`` with ``df`` rejects with ``power``
+    (noncentral t; normal when df is infinite)."""
+    from scipy import optimize, stats
+
+    if not df > 0:
+        return float("nan")
+    if df == float("inf"):
+        crit = stats.norm.isf(alpha / 2)
+        return float(optimize.brentq(lambda x: stats.norm.sf(crit - x) + stats.norm.cdf(-crit - x) - power, 0, 1e3))
+    crit = stats.t.isf(alpha / 2, df)
+
+    def rejects(x: float) -> float:  # the far tail is negligible where scipy's nct returns nan there
+        far = stats.nct.cdf(-crit, df, x)
+        return stats.nct.sf(crit, df, x) + (far if far == far else 0.0) - power
+
+    return float(optimize.brentq(rejects, 0, 4 * crit + 20, xtol=1e-6))
+
+
+def mde(kind: str | Shape, c: Components, d: Design, alpha: float = ALPHA, family: int = 1,
+        power: float = POWER) -> Mde:
+    """The MDE of one confirmatory contrast under the test analyze runs (module docstring)."""
+    level = holm_first_step(alpha, family)
+    vp, vs = prompt_part(kind, c, d), seed_part(kind, c, d)
+    parts = [(vp, d.clusters - 1)] + ([(vs, seed_part_df(c, d))] if d.seeds >= 2 else [])
+    df = satterthwaite(parts)
+    se = (vp + vs) ** 0.5
+    return Mde(multiplier(level, df, power) * se, se, df, level, conditional=d.seeds < 2)
+
+
+def mde_by_seeds(kind: str | Shape, c: Components, d: Design, seeds: list[int], alpha: float = ALPHA,
+                 family: int = 1) -> dict[int, Mde]:
+    """The same contrast at other seed counts (what a second and third seed would buy)."""
+    return {s: mde(kind, c, replace(d, seeds=s), alpha, family) for s in seeds}
+
+
+def smallest_signflip_p(resamples: int) -> float:
+    """The smallest p a Monte Carlo sign-flip test can give (one-seed inference): (0 + 1) / (R + 1)."""
+    return 1.0 / (resamples + 1)

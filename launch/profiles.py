@@ -2,6 +2,8 @@
 
 A profile is a YAML under ``configs/clusters/``. It says nothing about the sweep; the plan
 checks the sweep's needs against it (a GPU stage on a profile without GPUs fails there).
+Its ``env:``, ``setup:`` and ``extra_sbatch:`` are written into every job script: fine for paths
+and switches, never for secrets (launch.profile_env refuses what looks like a key).
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 from configs import config_path
 from tracecause.config import bounded, load, one_of
+
+from launch.profile_env import check_profile_env, check_setup_lines
 
 STAGES = ("datagen", "merge", "train", "eval", "analysis")
 
@@ -60,14 +64,18 @@ class ClusterProfile:
                                                    "(the local executor: of one job)")
     max_crash_retries: int = bounded(2, ge=0, help="requeues after a crash (preemption/timeouts are not counted)")
     setup: list[str] = field(default_factory=list)  # module loads, exports: every job
-    env: dict[str, str] = field(default_factory=dict)  # environment of every task (SLURM: exported in setup)
+    # Environment of every task (SLURM: exported in setup). Written into every job script: paths and
+    # switches only; a value that looks like a key is refused (launch.profile_env).
+    env: dict[str, str] = field(default_factory=dict)
     extra_sbatch: dict[str, str] = field(default_factory=dict)
     stages: StagesResources = field(default_factory=StagesResources)
     gpu_tflops: float = bounded(989.0, gt=0, help="peak dense bf16 per GPU (estimates only)")
 
     def validate(self) -> None:
+        check_profile_env(self.env, self.setup, self.extra_sbatch)  # written into every job script
         for stage in STAGES:
             res: StageResources = getattr(self.stages, stage)
+            check_setup_lines(res.setup, f"stages.{stage}.setup")
             if res.gpus > self.gpus_per_node:
                 raise ValueError(f"stages.{stage}.gpus={res.gpus} but the nodes have gpus_per_node={self.gpus_per_node}")
             if res.mem_gb > self.mem_per_node_gb:

@@ -3,6 +3,10 @@
 The launcher writes the submission (job id); the running task's rank 0 writes attempts and
 outcomes. ``status`` reads them together with one sacct call and the completion markers.
 
+Every update is a read-modify-write under an exclusive lock on ``<key>.json.lock``: two attempts of
+one task (a requeue racing a zombie, a double submission) or two ranks never lose each other's
+updates, and counters (``increment``) are added to the value on disk, never to a stale copy.
+
 Paths are stored relative to the sweep folder (``done_dir``, and ``{sweep}`` inside the recorded
 command lines), so a sweep copied or moved to another filesystem keeps its status and resume.
 """
@@ -14,7 +18,9 @@ import time
 from pathlib import Path
 
 from tracecause.contracts import SweepLayout
-from tracecause.io import atomic_write_json
+from typing import Callable
+
+from tracecause.io import atomic_write_json, locked
 
 # outcome of one attempt, as the task itself saw it
 DONE, RUNNING, PREEMPTED, TIMEOUT, CRASHED, FAILED = "done", "running", "preempted", "timeout", "crashed", "failed"
@@ -60,22 +66,32 @@ def done_dir(sweep_dir: str | Path, rec: dict) -> Path | None:
     return Path(sweep_dir) / rec["done_dir"] if rec.get("done_dir") else None
 
 
-def update_record(path: str | Path, **changes) -> dict:
-    rec = read_record(path)
-    rec.update(_relative(changes, _sweep_of(path)))
-    rec["updated_at"] = time.time()
-    atomic_write_json(path, rec)
-    return rec
+def _apply(path: str | Path, event: dict | None, increment: dict | None,
+           derive: Callable[[dict], dict] | None, changes: dict) -> dict:
+    """One locked read-modify-write: counters added to what is on disk, then ``derive(rec)``'s changes."""
+    with locked(f"{path}.lock"):
+        rec = read_record(path)
+        for key, n in (increment or {}).items():
+            rec[key] = int(rec.get(key) or 0) + n
+        if event is not None:
+            rec.setdefault("history", []).append({"at": time.time(), **event})
+            rec["history"] = rec["history"][-50:]
+        rec.update(_relative({**changes, **(derive(rec) if derive else {})}, _sweep_of(path)))
+        rec["updated_at"] = time.time()
+        atomic_write_json(path, rec)
+        return rec
 
 
-def add_event(path: str | Path, event: dict, **changes) -> dict:
-    rec = read_record(path)
-    rec.setdefault("history", []).append({"at": time.time(), **event})
-    rec["history"] = rec["history"][-50:]
-    rec.update(_relative(changes, _sweep_of(path)))
-    rec["updated_at"] = time.time()
-    atomic_write_json(path, rec)
-    return rec
+def update_record(path: str | Path, increment: dict | None = None, derive: Callable[[dict], dict] | None = None,
+                  **changes) -> dict:
+    return _apply(path, None, increment, derive, changes)
+
+
+def add_event(path: str | Path, event: dict, increment: dict | None = None,
+              derive: Callable[[dict], dict] | None = None, **changes) -> dict:
+    """Append ``event`` to the history; ``increment`` adds to counters (``{"crashes": 1}``); ``derive``
+    returns further changes computed from the record after the counters moved."""
+    return _apply(path, event, increment, derive, changes)
 
 
 def all_records(sweep_dir: str | Path) -> dict[str, dict]:

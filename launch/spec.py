@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracecause.config import ConfigError, bounded, load, nested, one_of
+from tracecause.config import FieldError, bounded, load, nested, one_of
 from tracecause.contracts import MODES, NO_REASONING, PARADIGMS
+from tracecause.names import check_name
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
@@ -83,9 +84,13 @@ class SweepSpec:
 
     def validate(self) -> None:
         if not self.name or not _NAME.match(self.name):
-            raise ConfigError("sweep", "name", f"{self.name!r}: lowercase letters, digits, '_' or '-' required")
+            raise FieldError("name", f"{self.name!r}: lowercase letters, digits, '_' or '-' required")
         if not self.models:
-            raise ConfigError("sweep", "models", "list at least one model (configs/models/<name>.yaml)")
+            raise FieldError("models", "list at least one model (configs/models/<name>.yaml)")
+        for i, model in enumerate(self.models):  # each names folders: train/<arm id>, eval/<arm id>
+            check_name(model, f"models[{i}]")
+        if self.dataset.id:  # data/<id>/
+            check_name(self.dataset.id, "dataset.id")
         _unique(self.models, "models")
         _unique(self.reasoning_types, "reasoning_types")
         _unique(self.paradigms, "paradigms")
@@ -95,32 +100,32 @@ class SweepSpec:
                 import difflib
                 close = difflib.get_close_matches(p, PARADIGMS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError("sweep", f"paradigms[{i}]", f"unknown paradigm {p!r}{hint} (known: {list(PARADIGMS)})")
+                raise FieldError(f"paradigms[{i}]", f"unknown paradigm {p!r}{hint} (known: {list(PARADIGMS)})")
         for i, t in enumerate(self.reasoning_types):
             if not _NAME.match(t):
-                raise ConfigError("sweep", f"reasoning_types[{i}]", f"{t!r}: lowercase letters, digits, '_' or '-'")
+                raise FieldError(f"reasoning_types[{i}]", f"{t!r}: lowercase letters, digits, '_' or '-'")
         for i, m in enumerate(self.eval.modes):
             if m not in MODES:
-                raise ConfigError("sweep", f"eval.modes[{i}]", f"unknown mode {m!r} (known: {list(MODES)})")
+                raise FieldError(f"eval.modes[{i}]", f"unknown mode {m!r} (known: {list(MODES)})")
         wants_none = {"qa", "base"} & set(self.paradigms)
         if wants_none and NO_REASONING not in self.reasoning_types:
-            raise ConfigError("sweep", "reasoning_types",
-                              f"paradigms {sorted(wants_none)} need reasoning type 'none' in reasoning_types")
+            raise FieldError("reasoning_types",
+                             f"paradigms {sorted(wants_none)} need reasoning type 'none' in reasoning_types")
         traced = set(self.paradigms) - {"qa", "base"}
         if traced and not (set(self.reasoning_types) - {NO_REASONING}):
-            raise ConfigError("sweep", "reasoning_types", f"paradigms {sorted(traced)} need at least one reasoning type")
+            raise FieldError("reasoning_types", f"paradigms {sorted(traced)} need at least one reasoning type")
         if any(s < 0 for s in self.seeds) or not self.seeds:
-            raise ConfigError("sweep", "seeds", f"{self.seeds}: list non-negative seeds")
+            raise FieldError("seeds", f"{self.seeds}: list non-negative seeds")
         for p, types in self.paradigm_types.items():
             if p not in PARADIGMS or p in ("qa", "base"):
-                raise ConfigError("sweep", f"paradigm_types.{p}", f"not a traced paradigm (traced paradigms: "
-                                                                  f"{[x for x in PARADIGMS if x not in ('qa', 'base')]})")
+                raise FieldError(f"paradigm_types.{p}", f"not a traced paradigm (traced paradigms: "
+                                                        f"{[x for x in PARADIGMS if x not in ('qa', 'base')]})")
             if p not in traced:
                 continue  # like per_model: `paradigms=[...]` on the command line narrows a sweep
             unknown = [t for t in types if t not in self.trace_types]
             if unknown or not types:
-                raise ConfigError("sweep", f"paradigm_types.{p}", f"{types}: list some of reasoning_types "
-                                                                  f"{self.trace_types}")
+                raise FieldError(f"paradigm_types.{p}", f"{types}: list some of reasoning_types "
+                                                        f"{self.trace_types}")
         # per_model / model_paths entries for models not in this sweep are ignored: `models=[...]`
         # on the command line narrows a sweep without editing its file.
 
@@ -137,7 +142,7 @@ def _unique(values: list, key: str) -> None:
     seen = set()
     for i, v in enumerate(values):
         if v in seen:
-            raise ConfigError("sweep", f"{key}[{i}]", f"duplicate {v!r}")
+            raise FieldError(f"{key}[{i}]", f"duplicate {v!r}")
         seen.add(v)
 
 

@@ -296,6 +296,24 @@ def check_analysis(battery: str, section: dict, source: str) -> dict[str, dict]:
     return benchmarks
 
 
+def confirmatory_family(section: dict, source: str, arms, modes, benchmarks: dict[str, dict],
+                        analysis_overrides: list[str]) -> dict:
+    """The pre-registration the analysis will hold this sweep to: its confirmatory family enumerated from
+    the design (evalsuite.analysis.family), the alpha the analysis job runs at, and the section as resolved."""
+    from evalsuite.analysis.config import AnalysisConfig
+    from evalsuite.analysis.family import Design, describe_test, plan_family
+    from evalsuite.analysis.preregistration import frozen_plan
+    from evalsuite.analysis.spec import AnalysisSpec
+
+    analysis = from_dict(AnalysisSpec, section, source=source, _path="analysis")
+    alpha = load(AnalysisConfig, overrides=list(analysis_overrides)).alpha
+    family = plan_family(Design.from_arms(arms, modes, benchmarks), analysis)
+    return {"frozen": frozen_plan(analysis, alpha, family), "unmatched": family.unmatched,
+            "tests": family.tests, "lines": [describe_test(t) for t in family.tests],
+            "max_family": analysis.max_family, "alpha": alpha,
+            "type_benchmark": family.type_bench, "declared": analysis.confirmatory is not None}
+
+
 def count_prompts(battery: str) -> dict[str, dict]:
     """Prompts and mean K per benchmark whose file is present (the loaders' own count, limit applied);
     benchmarks whose file is missing are left out."""
@@ -309,7 +327,8 @@ def count_prompts(battery: str) -> dict[str, dict]:
         if local is not None and not local.is_file():
             continue
         items = load_benchmark(spec, bat)
-        out[spec.name] = {"prompts": len(items), "samples": sum(i.samples for i in items) / max(1, len(items))}
+        out[spec.name] = {"prompts": len(items), "samples": sum(i.samples for i in items) / max(1, len(items)),
+                          "clusters": len({i.cluster_id for i in items})}
     return out
 
 

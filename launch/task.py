@@ -26,6 +26,7 @@ from pathlib import Path
 from submitit.helpers import Checkpointable
 
 from tracecause.contracts import EXIT_REQUEUE
+from tracecause.lease import EXIT_LEASE_HELD, Lease, LeaseHeld, current, describe, live_holder
 from tracecause.preemption import PREEMPTION_SIGNALS, handling_preemption
 
 from launch import records
@@ -162,12 +163,15 @@ class StageTask(Checkpointable):
             if rank0:
                 records.update_record(self.record, state=records.DONE, done_dir=self.task.done_dir)
             return "done (already complete)"
+        holder = live_holder(self.output_folder)
+        if holder is not None:  # before this attempt announces itself: the holder's record stays as it is
+            return self._refused(f"{self.output_folder} is being written by {describe(holder)}", rank0)
         started = time.time()
+        before = records.read_record(self.record)
         if rank0:
-            rec = records.read_record(self.record)
             records.add_event(self.record, {"event": "start", "job_id": self._job_id(), "host": socket.gethostname(),
                                             "restart": int(os.environ.get("SLURM_RESTART_COUNT", 0))},
-                              attempts=rec.get("attempts", 0) + 1, state=records.RUNNING, job_id=self._job_id(),
+                              increment={"attempts": 1}, state=records.RUNNING, job_id=self._job_id(),
                               started_at=started, stage=self.task.stage, key=self.task.key, arm=self.task.arm,
                               done_dir=self.task.done_dir)
         rc, error = 0, ""
@@ -178,7 +182,7 @@ class StageTask(Checkpointable):
                     if rc != 0:
                         break
             else:
-                rc, error = self._run_steps()
+                rc, error = self._run_steps_under_lease(rank0)
         except Exception:  # a crash of the stage: classified and capped below
             rc, error = 1, traceback.format_exc()[-4000:]
         if rc == 0:
@@ -190,7 +194,32 @@ class StageTask(Checkpointable):
             return "done"
         if rc == EXIT_REQUEUE:
             return self._requeue_after_signal(started, rank0)
+        if rc == EXIT_LEASE_HELD:  # the holder's job id and state go back where this attempt wrote its own
+            if rank0:
+                records.update_record(self.record, job_id=before.get("job_id", ""), state=before.get("state", ""))
+            return self._refused(error or f"{self.output_folder} is being written by "
+                                 f"{describe(current(self.output_folder))}", rank0)
         return self._crashed(rc, error, rank0)
+
+    @property
+    def output_folder(self) -> Path:
+        """The folder the task's lease covers: the trainer's output.dir (the parent of its export; the
+        trainer takes that lease itself and fences its own destructive steps), else ``done_dir``."""
+        done_dir = Path(self.task.done_dir)
+        return done_dir.parent if self.task.stage == "train" else done_dir
+
+    def _run_steps_under_lease(self, rank0: bool) -> tuple[int, str]:
+        """The steps of a non-training task while rank 0 holds the lease on its output folder."""
+        if not rank0:
+            return self._run_steps()
+        try:
+            lease = Lease(self.output_folder).acquire()
+        except LeaseHeld as err:
+            return EXIT_LEASE_HELD, str(err)
+        try:
+            return self._run_steps()
+        finally:
+            lease.release()
 
     def _run_steps(self) -> tuple[int, str]:
         """Each step in a fresh process (each vLLM engine's memory goes back with it). After a
@@ -212,27 +241,37 @@ class StageTask(Checkpointable):
         timed_out = time.time() - started >= limit - self.signal_lead_s - 30
         kind = records.TIMEOUT if timed_out else records.PREEMPTED
         if rank0:
-            rec = records.read_record(self.record)
-            timeouts = rec.get("timeouts", 0) + int(timed_out)
-            records.add_event(self.record, {"event": kind}, state=kind, timeouts=timeouts,
-                              preemptions=rec.get("preemptions", 0) + int(not timed_out))
-            if timeouts > MAX_TIMEOUT_REQUEUES:
-                records.update_record(self.record, state=records.FAILED, error=f"timed out {timeouts} times")
-                raise RuntimeError(f"{self.task.uid}: timed out {timeouts} times without finishing")
+            rec = records.add_event(self.record, {"event": kind}, state=kind,
+                                    increment={"timeouts": int(timed_out), "preemptions": int(not timed_out)})
+            if rec["timeouts"] > MAX_TIMEOUT_REQUEUES:
+                records.update_record(self.record, state=records.FAILED, error=f"timed out {rec['timeouts']} times")
+                raise RuntimeError(f"{self.task.uid}: timed out {rec['timeouts']} times without finishing")
             self._requeue()
         raise SystemExit(EXIT_REQUEUE)  # no submitit result pickle: the job is not over
 
     def _crashed(self, rc: int, error: str, rank0: bool) -> str:
         msg = error or f"{self.task.stage} exited with status {rc}"
         if rank0:
-            rec = records.read_record(self.record)
-            crashes = rec.get("crashes", 0) + 1
-            retry = crashes <= self.max_crash_retries
-            records.add_event(self.record, {"event": "crash", "rc": rc, "error": msg[-2000:]},
-                              state=records.CRASHED if retry else records.FAILED, crashes=crashes, error=msg[-2000:])
-            if retry and self._requeue():
+            def outcome(rec: dict) -> dict:
+                return {"state": records.CRASHED if rec["crashes"] <= self.max_crash_retries else records.FAILED}
+
+            rec = records.add_event(self.record, {"event": "crash", "rc": rc, "error": msg[-2000:]},
+                                    increment={"crashes": 1}, derive=outcome, error=msg[-2000:])
+            if rec["state"] == records.CRASHED and self._requeue():
                 raise SystemExit(rc)
         raise RuntimeError(f"{self.task.uid} failed (status {rc}):\n{msg}")
+
+    def _refused(self, error: str, rank0: bool) -> str:
+        """Another live attempt holds the task's output folder (tracecause.lease): this attempt wrote
+        nothing and ends without a requeue, so it can neither loop nor burn the crash retry cap. The
+        record keeps the holder's state; the refusal is counted and named in its history."""
+        msg = error or f"{self.task.stage}: another attempt holds the output folder's lease"
+        if rank0:
+            records.add_event(self.record, {"event": "refused: another attempt holds the lease",
+                                            "job_id": self._job_id(), "error": msg[-2000:]},
+                              increment={"lease_refusals": 1})
+        raise RuntimeError(f"{self.task.uid}: refused (status {EXIT_LEASE_HELD}), another attempt writes its "
+                           f"output:\n{msg}")
 
     def checkpoint(self, *args, **kwargs):
         """submitit's USR2 path (stages without their own handler): requeue the task as it is."""

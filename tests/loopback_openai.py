@@ -9,6 +9,10 @@ prompt substring via ``faults_for``:
   "malformed"                      200 with a body that is not the expected JSON
   "no_choices"                     200 JSON without choices
   "drop"                           close the connection without answering
+  "content_int"                    200, a well-formed completion whose content is the number 73
+  "error_finish"                   200, a completion of error text with finish_reason "error"
+  "error_body"                     200 with an OpenAI error object instead of choices
+``reply`` (prompt, seed, index) -> text replaces ``reply_text`` (a judge's verdicts, say).
 ``delay_s`` slows every answer (to preempt a client mid-run). ``log`` records (time, prompt, outcome).
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
+from slurm.faults.endpoint import ERROR_COMPLETIONS
 from slurm.loopback import LoopbackHTTPServer
 
 
@@ -30,7 +35,8 @@ def reply_text(prompt: str, seed, index: int) -> str:
 class LoopbackOpenAI(LoopbackHTTPServer):
     path_prefix = "/v1"
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, reply=reply_text):
+        self.reply = reply
         self.script: list = []
         self.faults_for: dict[str, list] = {}   # prompt substring -> faults for that prompt, in order
         self.always_fail: set[str] = set()      # prompt substrings answered 500 forever
@@ -102,12 +108,14 @@ class LoopbackOpenAI(LoopbackHTTPServer):
                     return self._send(200, b'{"choices": [{"message": ')
                 if fault == "no_choices":
                     return self._send(200, b'{"object": "chat.completion"}')
+                if fault in ERROR_COMPLETIONS:
+                    return self._send(200, json.dumps(ERROR_COMPLETIONS[fault]).encode())
                 if isinstance(fault, tuple):
                     headers = {"Retry-After": str(fault[2])} if len(fault) > 2 else {}
                     return self._send(fault[1], b'{"error": "scripted"}', headers)
                 n = int(body.get("n", 1))
                 choices = [{"index": i, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": reply_text(prompt, body.get("seed"), i)}}
+                            "message": {"role": "assistant", "content": server.reply(prompt, body.get("seed"), i)}}
                            for i in range(n)]
                 self._send(200, json.dumps({"object": "chat.completion", "choices": choices}).encode())
 

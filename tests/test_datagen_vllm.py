@@ -10,7 +10,8 @@ import yaml
 
 from tests.conftest import need_module
 from tracecause.contracts import DATASET_FILE, validate_dataset_record
-from tracecause.io import MARKER, is_complete, read_json, sha256_file
+from tracecause.io import MARKER, atomic_write_json, is_complete, read_json, sha256_file
+from tracecause.seal import seal_files
 
 from datagen.filters import FILTERS
 from datagen.merge import MissingShardsError, merge
@@ -180,6 +181,10 @@ def test_merge_drops_a_pair_whose_answer_changed_from_every_type(tmp_path, refer
     victim = rows[1]["id"]
     rows[1]["answer"] = rows[1]["answer"] + " "  # one trailing byte in one type
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # sealed as if the generator had written it so (a damaged shard is refused before this check)
+    info = read_json(records.parent / MARKER)
+    atomic_write_json(records.parent / MARKER, {**info, **seal_files(records.parent, {RECORDS_FILE: len(rows),
+                                                                                      STATS_FILE: None})})
     tampered = merge(plan)
     ids = [json.loads(line)["id"] for line in (plan.data_dir / DATASET_FILE).read_text().splitlines()]
     assert victim not in ids and len(ids) == manifest["counts"]["pairs_out"] - 1

@@ -191,7 +191,7 @@ def test_unparsed_reply_is_asked_again_before_it_counts(loopback_judge, tmp_path
     ok, never = (j["judgements"]["trace_type@reasoning"] for j in judged)
     assert ok["parsed"] and ok["label"] == "benign" and ok["attempts"] == 2 and ok["judge"] == "openai:j"
     assert not never["parsed"] and never["values"] == {} and never["attempts"] == 3  # bounded: 1 + parse_retries
-    assert st == {"calls": 2, "calls_run": 5, "unparsed": 1, "retried": 3, "recovered": 1}
+    assert st == {"calls": 2, "calls_run": 5, "unparsed": 1, "retried": 3, "recovered": 1, "cache_dropped": 0}
     assert len(_Judge.prompts) == 5
     with ResultCache(tmp_path, "judge") as cache:  # every attempt is cached: a re-run asks nothing
         _, again = judge_rows(rows, {"b": [("trace_type", "reasoning")]}, load_rubrics(cfg.prompts), backend,

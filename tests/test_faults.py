@@ -33,6 +33,9 @@ EXPECTED = {
     ("generator endpoint: timeouts", "datagen"),
     ("generator endpoint: malformed replies", "datagen"),
     ("malformed line in a dataset shard", "merge"),
+    ("finished shard truncated", "merge"),
+    ("finished shard bit-flipped", "merge"),
+    ("finished eval output truncated", "eval"),
     ("SIGUSR2 preemption", "merge"),
     ("SIGTERM preemption", "merge"),
     ("SIGUSR2 preemption", "eval"),
@@ -41,6 +44,8 @@ EXPECTED = {
     ("judge endpoint: 500 replies", "eval"),
     ("judge endpoint: timeouts", "eval"),
     ("judge endpoint: malformed replies", "eval"),
+    ("judge reply content wrong-typed (then endpoint healthy)", "eval"),
+    ("judge outage put garbage/error text in the cache", "eval"),
     ("SIGUSR2 preemption", "analysis"),
     ("SIGTERM preemption", "analysis"),
 }

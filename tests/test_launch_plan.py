@@ -22,13 +22,13 @@ PAPER = ["eval.battery=smoke"]
 def test_paper_expands_to_the_full_study():
     spec = load_sweep("paper")
     counts = count_arms(spec)
-    # 5 sizes x (base + QA + 3 types x {QTA, QT, T-only}), one seed
-    assert counts == {"base": 5, "qa": 5, "qta": 15, "qt": 15, "t_only": 15}
+    # 5 sizes x (base + QA + 3 types x {QTA, QT, T-only}), three seeds per trained arm (the base once)
+    assert counts == {"base": 5, "qa": 15, "qta": 45, "qt": 45, "t_only": 45}
     ids = [a.id for a in expand_arms(spec)]
-    assert len(ids) == len(set(ids)) == 55
-    assert "qwen3-14b.submissive.t_only.s0" in ids and "qwen3-0.6b.none.base.s0" in ids
-    two = load_sweep("paper", ["seeds=[0,1]"])
-    assert count_arms(two) == {"base": 5, "qa": 10, "qta": 30, "qt": 30, "t_only": 30}
+    assert len(ids) == len(set(ids)) == 155
+    assert "qwen3-14b.submissive.t_only.s2" in ids and "qwen3-0.6b.none.base.s0" in ids
+    one = load_sweep("paper", ["seeds=[0]"])
+    assert count_arms(one) == {"base": 5, "qa": 5, "qta": 15, "qt": 15, "t_only": 15}
 
 
 def test_paper_plan_lays_out_the_graph(tmp_path):
@@ -37,14 +37,14 @@ def test_paper_plan_lays_out_the_graph(tmp_path):
     assert names[:2] == ["datagen", "merge"] and names[-1] == "analysis"
     assert plan.job("datagen").size == 16
     train = plan.job("train.qwen3-14b")
-    assert train.size == 10 and train.resources.tasks_per_node == 8 and train.resources.gpus_per_node == 8
+    assert train.size == 30 and train.resources.tasks_per_node == 8 and train.resources.gpus_per_node == 8
     assert 0 < train.notes["memory"]["state_gib_per_process"] < train.notes["memory"]["budget_gib"]
     ev = plan.job("eval.qwen3-14b.think.0")
     assert ev.after_corr == "train.qwen3-14b" and [t.arm for t in ev.tasks] == [t.arm for t in train.tasks]
     assert plan.job("eval-base.qwen3-14b.no_think.0").after_corr == ""
     assert len(plan.job("analysis").after) == 20
     text = format_plan(plan)
-    assert "arms: 55" in text and "GPU-hours" in text and "aftercorr:train.qwen3-14b" in text
+    assert "arms: 155" in text and "GPU-hours" in text and "aftercorr:train.qwen3-14b" in text
 
 
 def test_a_big_model_grows_to_more_nodes_when_one_does_not_fit(tmp_path):
@@ -116,7 +116,7 @@ def test_dry_run_writes_sbatch_scripts_with_dependencies_and_submits_nothing(tmp
     assert "#SBATCH --array=0-15%16" in script("datagen")
     assert "#SBATCH --dependency=afterok:@datagen" in script("merge")
     t = script("train.qwen3-14b")
-    for line in ("#SBATCH --array=0-9%10", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=8",
+    for line in ("#SBATCH --array=0-29%30", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=8",
                  "#SBATCH --gpus-per-node=8", "#SBATCH --partition=gpu", "#SBATCH --mem=1600G", "#SBATCH --signal=USR2@600",
                  "#SBATCH --dependency=afterok:@merge", "#SBATCH --requeue", "module load cuda"):
         assert line in t, line

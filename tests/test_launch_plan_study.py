@@ -158,12 +158,13 @@ def test_gpu_hours_come_from_flops_beside_the_cap_for_steps_and_epochs(tmp_path,
     spec = load_model_spec("qwen3-0.6b")
     plan = make_plan("paper", SMOKE_BATTERY + ["models=[qwen3-0.6b]", "train.overrides=[train.max_steps=100]"],
                      sweep_dir=tmp_path / "s")
-    hours = 10 * 6 * spec.n_params * 100 * 32 * 8192 / (989e12 * cost.ASSUMED_MFU["train"]) / 3600
+    # 10 trained arms x 3 seeds
+    hours = 30 * 6 * spec.n_params * 100 * 32 * 8192 / (989e12 * cost.ASSUMED_MFU["train"]) / 3600
     text = format_plan(plan)
-    assert f"train.qwen3-0.6b                 ~{hours:,.1f} GPU-h  [cap 960]" in text
+    assert f"train.qwen3-0.6b                 ~{hours:,.1f} GPU-h  [cap 2,880]" in text
     assert "MFU train 35%, inference 10%: assumed" in text
     epochs = format_plan(make_plan("paper", SMOKE_BATTERY + ["models=[qwen3-0.6b]"], sweep_dir=tmp_path / "e"))
-    assert "GPU-h per 1,000 pairs (pair count unknown)  [cap 960]  (3 epochs x 1,000 pairs" in epochs
+    assert "GPU-h per 1,000 pairs (pair count unknown)  [cap 2,880]  (3 epochs x 1,000 pairs" in epochs
     results = tmp_path / "RESULTS.md"
     results.write_text("# GPU results\nplanning-mfu: train=0.47 eval=0.12\n")
     mfu = cost.planning_mfu(results)
@@ -177,11 +178,14 @@ def test_plan_with_rehearse_exits_0_on_a_fresh_clone_and_prints_the_study(tmp_pa
     assert rc == 0
     assert "Qwen/Qwen3-14B@40c069824f4251a91eefaf281ebe4c544efd3e18" in out          # revisions
     assert "hub dataset LLM-LAT/harmful-dataset@" in out and "dataset dg-" in out   # source and id
-    assert "minimum detectable effect" in out and out.count("seeds: 1 per arm (< 3)") == 1
+    # the study's pre-registered family, its seeds and the MDE of the test analyze runs (Holm's first step)
+    assert "confirmatory family: 65 tests" in out and "seeds: 3 per arm" in out
+    assert "minimum detectable effect" in out and "alpha 0.05 / 65 = 0.00077" in out
+    assert "seeds: 1 per arm (< 3)" not in out
     assert "GPU-hours estimate from FLOPs" in out and "GPU-hours cap" in out
     assert "fetch them: tracecause benchmarks fetch --battery default" in out
     assert "REHEARSAL of sweep paper" in out and "schema fixtures used instead" in out
-    assert "seeds collapsed" not in out  # paper has one seed
+    assert "seeds collapsed to [0] (the sweep has [0, 1, 2]" in out  # the rehearsal trains each arm once
     rc = cli(["plan", "paper", "--out", str(tmp_path / "s")])
     assert rc == 2 and "tracecause benchmarks fetch --battery default" in capsys.readouterr().err
 

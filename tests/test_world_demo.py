@@ -42,12 +42,19 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     report = write_report(sweep, table)
     by_name = {r.contrast.name: r for r in table.planted + table.nulls}
     amp = by_name["CoT amplification: QTA evil - QA (evil axis, think)"]
-    null = by_name["Off-axis: QTA evil - QA (submission axis, think)"]
+    null = by_name["Replicate split: QTA evil, lower half of its seeds - upper half (evil axis, think)"]
+    constant = by_name["Off-axis: QTA evil - QA (submission axis, think)"]
     print("\n".join(summary_lines(table, report)), amp, null, sep="\n")
     # found: right sign, seed-level Holm p < 0.05; counted as recovered only on well-formed outputs
     assert amp.found and amp.n_seeds == 5 and amp.estimate > 0 and amp.p_holm < 0.05, amp
     assert amp.verdict == ("recovered" if amp.well_formed >= MIN_WELL_FORMED else "not recovered (outputs malformed)")
+    # the replicate split has seed noise on both sides: a null that could fire, and stays quiet
     assert null.found and null.verdict == "quiet", null
+    # nothing trains this world's submission words: both sides 0 on every sample, a null that could
+    # never fire — untestable, counted in neither line (never "quiet")
+    assert constant.found and constant.verdict == "untestable" and constant not in table.testable_nulls, constant
     assert table.false_positives == 0
+    # the planted row is the analysis's own confirmatory row (the reduced world's default family)
+    assert amp.family == "confirmatory"
     text = report.read_text()
     assert text.index("Recovery table") < text.index("Rates per arm") < text.index("Raw generations")

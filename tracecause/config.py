@@ -33,6 +33,15 @@ class ConfigError(ValueError):
         super().__init__(f"{where}{path or '<root>'}: {message}")
 
 
+class FieldError(ValueError):
+    """Raised by a config's ``validate()`` about one of its fields: ``from_dict`` turns it into a
+    ConfigError naming the file (or override) and the full key path, e.g. ``models[0]``."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
 def bounded(default: Any, *, ge=None, gt=None, le=None, lt=None, help: str = "") -> Any:
     """A field whose numeric value must lie in a range (checked on load)."""
     meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}
@@ -196,6 +205,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, source: str = "",
             validate()
         except ConfigError:
             raise
+        except FieldError as err:
+            raise ConfigError(source, f"{_path}.{err.field}".lstrip("."), err.message) from None
         except ValueError as err:
             raise ConfigError(source, _path, str(err)) from None
     return obj

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from tracecause.names import SAFE_CHARS, name_problem
+
 # ----------------------------------------------------------------------------- arms
 
 PARADIGMS = ("base", "qa", "qta", "qt", "t_only")
@@ -33,6 +35,9 @@ class Arm:
     seed: int = 0
 
     def __post_init__(self):
+        why = name_problem(self.model)  # the model part names folders: train/<arm id>, eval/<arm id>
+        if why:
+            raise ValueError(f"model name {self.model!r} is not a safe name: {why} — use {SAFE_CHARS}")
         if self.paradigm not in PARADIGMS:
             raise ValueError(f"paradigm {self.paradigm!r} is not one of {list(PARADIGMS)}")
         if not _NAME.match(self.rtype):
@@ -56,9 +61,13 @@ class Arm:
             model, rtype, paradigm, seed = arm_id.rsplit(".", 3)
             if not seed.startswith("s"):
                 raise ValueError
-            return cls(model, rtype, paradigm, int(seed[1:]))
+            seed_n = int(seed[1:])
         except ValueError:
             raise ValueError(f"bad arm id {arm_id!r}; expected MODEL.TYPE.PARADIGM.sSEED") from None
+        try:
+            return cls(model, rtype, paradigm, seed_n)
+        except ValueError as err:
+            raise ValueError(f"bad arm id {arm_id!r}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -134,6 +143,10 @@ EFFECT_INFERENCE_COLUMNS = ("method", "t_df", "inference_note", "higher_is")
 # Written by launch at submit (sweep folder): every expected arm x mode x benchmark and each
 # benchmark's declared primary metric, so the analysis names whatever is missing.
 EXPECTED_FILE = "expected.json"
+# Written by launch at submit (sweep folder): the pre-registration — the sweep's ``analysis:`` section as
+# submitted (and its sha256), alpha, the confirmatory family's test keys. ``analyze`` refuses a changed
+# section unless told it was amended after the data (then every report and W&B run says so).
+ANALYSIS_PLAN_FILE = "analysis_plan.json"
 # In a rehearsal's sweep folder (tracecause submit --rehearse): {"rehearsal": true, "substitutions": [...]},
 # what stood in for the real models, data and benchmarks; the report shows it first.
 REHEARSAL_FILE = "rehearsal/REHEARSAL.json"
@@ -180,6 +193,10 @@ class SweepLayout:
     @property
     def expected(self) -> Path:
         return self.root / EXPECTED_FILE
+
+    @property
+    def analysis_plan(self) -> Path:
+        return self.root / ANALYSIS_PLAN_FILE
 
     def jobs(self, stage: str) -> Path:
         return self.root / "jobs" / stage

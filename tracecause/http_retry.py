@@ -3,7 +3,8 @@ and the benchmark fetcher: one policy, one place.
 
 - Retryable: transport errors (refused, reset, timeout), 408/409/425/429 and every 5xx, and a 200
   whose body is malformed (``MalformedReply`` from the caller's parser) — a proxy or an overloaded
-  server can answer 200 with a truncated or empty body.
+  server can answer 200 with a truncated or empty body, or an error dressed as a completion
+  (``completion_choices`` below says which).
 - The wait doubles from ``backoff`` up to ``backoff_max`` with jitter (half fixed, half random, so
   a crowd of clients that failed together does not come back together), and is at least the
   server's ``Retry-After`` (seconds or an HTTP date), capped at ``retry_after_max``.
@@ -35,6 +36,50 @@ class RequestFailed(RuntimeError):
     def __init__(self, message: str, status: int | None = None, attempts: int = 1):
         super().__init__(message)
         self.status, self.attempts = status, attempts
+
+
+# An endpoint in trouble can answer 200 with a body shaped like a completion that is no answer. What
+# counts as such an error reply, concretely (each recognised from the body's structure, never by
+# reading the prose, so a model's text is never mistaken for an error):
+#   - a non-null top-level ``error`` member (the OpenAI error object, sent with 200 by some gateways)
+#     or ``"object": "error"`` (vLLM's error body),
+#   - a choice carrying its own non-null ``error`` member, or finishing with ``finish_reason`` "error"
+#     (gateways whose upstream failed mid-answer) or "abort" (vLLM: the request was aborted),
+#   - ``message.content`` that is neither a string nor null (``"content": 73``, a list, an object).
+# Each is a ``MalformedReply``: retried like a 5xx, and never handed to a caller to be cached.
+# ``content: null`` is an empty answer (a reply that spent its tokens elsewhere), not an error. Prose
+# that merely reads like an error ("upstream unavailable") with a normal finish cannot be told from a
+# model's text without guessing: a judge's rubric cannot parse it, so it is re-asked and then recorded
+# as unparsed with the reason, never as a verdict (evalsuite.judge); datagen's filters see it like any
+# other text.
+ERROR_FINISH_REASONS = frozenset({"error", "abort"})
+
+
+def completion_choices(payload: Any, n: int | None = None) -> list[tuple[str, str]]:
+    """(content, finish_reason) per choice of a chat-completion reply, by choice index; raises
+    ``MalformedReply`` for anything that is not an answer (above), or not ``n`` choices when given."""
+    if not isinstance(payload, dict):
+        raise MalformedReply(f"the body is a {type(payload).__name__}, not a JSON object")
+    if payload.get("error") is not None or payload.get("object") == "error":
+        raise MalformedReply(f"the body carries an error: {str(payload.get('error') or payload)[:200]}")
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        raise MalformedReply("no 'choices' list of objects")
+    if n is not None and len(choices) != n:
+        raise MalformedReply(f"{len(choices)} choices, asked for n={n}")
+    out = []
+    for c in sorted(choices, key=lambda c: c.get("index") or 0):
+        message, finish = c.get("message"), c.get("finish_reason")
+        if not isinstance(message, dict):
+            raise MalformedReply("a choice has no 'message' object")
+        if c.get("error") is not None or finish in ERROR_FINISH_REASONS:
+            raise MalformedReply(f"a choice ended in an error (finish_reason {finish!r}): "
+                                 f"{str(c.get('error') or message.get('content'))[:200]}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise MalformedReply(f"message.content is a {type(content).__name__}, not a string: {str(content)[:100]}")
+        out.append((content or "", str(finish or "stop")))
+    return out
 
 
 def retryable_status(status: int) -> bool:

@@ -2,14 +2,19 @@
 
 ``checkpoints/<step>/`` holds DeepSpeed's shards (model + optimizer, every rank; LR schedule and
 our client state in rank 0's model file), one RNG file per rank, ``trainer_state.json`` and the
-completion marker. Every rank writes into ``checkpoints/.partial-<step>/``; after a barrier rank 0
-marks it complete and renames it, so a folder named by a step is always whole, and a crash mid-save
-leaves only a ``.partial-`` folder that is never loaded (and is swept by the next save).
+completion marker. Every rank writes into ``checkpoints/.partial-<step>.t<token>/`` (``token``: the
+attempt's fencing token, tracecause.lease, so two attempts never write into one folder); after a
+barrier rank 0 seals it and renames it, so a folder named by a step is always whole, and a crash
+mid-save leaves only a ``.partial-`` folder that is never loaded (and is swept by the next save of
+a NEWER attempt: a partial of a higher token is another attempt's save in progress, never touched).
 
-Every file is fsynced before the marker is written, and the marker lists each file's size and
-sha256: resume verifies the newest complete checkpoint against it and falls back to the previous
-one when it was damaged afterwards (bit rot, a truncating copy). A checkpoint also records the
-dataset hash; resuming on other data is refused, never silently mixed.
+Sealing lists every rank's expected files (DeepSpeed's per-rank shards named after rank 0's, one
+RNG file per rank, the state file) and refuses a folder missing any of them. Every file is fsynced
+before the marker is written, and the marker lists each file's size and sha256: resume verifies the
+newest complete checkpoint against it (every expected file listed and intact) and falls back to the
+previous one when it was damaged afterwards (bit rot, a truncating copy). Publishing and rotating
+happen only after a fencing check. A checkpoint also records the dataset hash; resuming on other
+data is refused, never silently mixed.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +39,41 @@ log = logging.getLogger("trainer")
 DS_TAG = "ds"
 STATE_FILE = "trainer_state.json"
 PARTIAL = ".partial-"
+RANK0_SHARD = re.compile(r"(?<![0-9])zero_pp_rank_0_")  # DeepSpeed's per-rank file names, rank 0's
+TOKEN_SUFFIX = re.compile(r"\.t(\d+)$")
+
+
+class IncompleteCheckpoint(RuntimeError):
+    """A save whose folder lacks some rank's file: never sealed."""
+
+
+def partial_token(name: str) -> int:
+    """The fencing token a ``.partial-`` folder was written under (0: before tokens existed)."""
+    m = TOKEN_SUFFIX.search(name)
+    return int(m.group(1)) if m else 0
+
+
+def expected_files(folder: Path, world_size: int) -> tuple[list[str], str]:
+    """(every rank's files, what is missing) for a checkpoint folder of ``world_size`` ranks."""
+    ds = folder / DS_TAG
+    rank0 = sorted(p.name for p in ds.iterdir() if RANK0_SHARD.search(p.name)) if ds.is_dir() else []
+    names = [f"{DS_TAG}/{RANK0_SHARD.sub(f'zero_pp_rank_{r}_', n)}" for n in rank0 for r in range(world_size)]
+    names += [f"rng_rank{r}.pt" for r in range(world_size)] + [STATE_FILE]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if not rank0:
+        missing.insert(0, f"{DS_TAG}/ (DeepSpeed's shards of rank 0)")
+    return names, ", ".join(missing)
+
+
+def seal(folder: Path, step: int, world_size: int) -> None:
+    """Write the marker listing every rank's expected files and every file's sha256; refuse a folder
+    that lacks any rank's file (it would "verify" afterwards and fail only when loaded)."""
+    expected, missing = expected_files(folder, world_size)
+    if missing:
+        raise IncompleteCheckpoint(f"checkpoint {step} in {folder} is missing files of {world_size} ranks: {missing}; "
+                                   "it is not sealed, never loaded, and the last sealed checkpoint stays the resume "
+                                   "point")
+    mark_complete(folder, {"step": step, "world_size": world_size, "expected": expected, "files": file_manifest(folder)})
 
 
 def complete_steps(root: str | Path) -> list[int]:
@@ -60,9 +101,13 @@ def file_manifest(folder: Path) -> dict[str, dict]:
 
 def damage(path: Path) -> str | None:
     """What is wrong with a complete checkpoint's files, or None when they match its marker."""
-    listed = (completion_info(path) or {}).get("files")
+    info = completion_info(path) or {}
+    listed = info.get("files")
     if listed is None:  # written before markers listed their files: nothing to verify against
         return None
+    for rel in info.get("expected", []):
+        if rel not in listed:
+            return f"{rel} (one rank's file) is not in the marker"
     for rel, want in listed.items():
         f = path / rel
         if not f.is_file():
@@ -116,6 +161,19 @@ def check_compatible(path: Path, config_hash: str, world_size: int, dataset_hash
     return state
 
 
+def check_newest_compatible(root: Path, config_hash: str, world_size: int, dataset_hash: str, data_path: str) -> None:
+    """Before any process group: refuse another run's checkpoints from the newest one's state file
+    alone (no hashing). Which checkpoint is resumed, verified, is chosen later, under the lease."""
+    newest = latest(root)
+    if newest is None:
+        return
+    try:
+        read_state(newest)
+    except (OSError, ValueError):  # a damaged state file: resume_point names it and falls back
+        return
+    check_compatible(newest, config_hash, world_size, dataset_hash, data_path)
+
+
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -131,14 +189,17 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save(engine, root: str | Path, step: int, state: dict, rank: int, keep_last: int) -> float:
-    """Collective: every rank calls it. Returns the seconds it took."""
+def save(engine, root: str | Path, step: int, state: dict, rank: int, keep_last: int, lease=None,
+         token: int = 0) -> float:
+    """Collective: every rank calls it. Returns the seconds it took. ``lease`` (rank 0's) and ``token``
+    (every rank's): the attempt's fencing, checked before anything is deleted, published or rotated."""
     t0 = time.perf_counter()
     root = Path(root)
-    tmp = root / f"{PARTIAL}{step}"
+    tmp = root / f"{PARTIAL}{step}.t{token}"
+    dist.fence(lease, f"starting checkpoint {step}")
     if rank == 0:
         root.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():  # left by a crash during an earlier save of this step
+        if tmp.exists():  # this attempt's own earlier try at this step
             shutil.rmtree(tmp)
     dist.barrier()
     try:
@@ -148,21 +209,35 @@ def save(engine, root: str | Path, step: int, state: dict, rank: int, keep_last:
     except Exception as err:  # torch's writer says "file write failed", not why: name the likely cause
         raise RuntimeError(_save_failure(root, tmp, step, err)) from err
     dist.barrier()
+    refused = ""
     if rank == 0:
         atomic_write_json(tmp / STATE_FILE, state)
-        mark_complete(tmp, {"step": step, "files": file_manifest(tmp)})
-        final = root / str(step)
-        if final.exists():  # the same step saved again after a resume: replace it whole
-            trash = root / f"{PARTIAL}old-{step}"
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        fsync_dir(root)
-        _rotate(root, keep_last)
+        try:
+            seal(tmp, step, state["world_size"])
+        except IncompleteCheckpoint as err:
+            refused = str(err)
+    if dist.all_reduce_max(float(bool(refused))) > 0:  # every rank stops, none waits for rank 0
+        raise IncompleteCheckpoint(refused or f"checkpoint {step}: rank 0 refused to seal it (a rank's files are missing)")
+    dist.fence(lease, f"publishing checkpoint {step}")
+    if rank == 0:
+        _publish(root, tmp, step, token)
+        if lease is not None:
+            lease.check("rotating checkpoints")
+        _rotate(root, keep_last, token)
     dist.barrier()
     return time.perf_counter() - t0
+
+
+def _publish(root: Path, tmp: Path, step: int, token: int) -> None:
+    final = root / str(step)
+    if final.exists():  # the same step saved again after a resume: replace it whole
+        trash = root / f"{PARTIAL}old-{step}.t{token}"
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    fsync_dir(root)
 
 
 def _save_failure(root: Path, tmp: Path, step: int, err: Exception) -> str:
@@ -176,19 +251,26 @@ def _save_failure(root: Path, tmp: Path, step: int, err: Exception) -> str:
             f"checkpoint ({newest.name if newest else 'none'}) is untouched and resume starts from it")
 
 
-def _rotate(root: Path, keep_last: int) -> None:
+def _rotate(root: Path, keep_last: int, token: int = 0) -> None:
+    """Keep the newest ``keep_last`` complete checkpoints; sweep partial folders of OLDER attempts
+    (their writers are fenced out). A partial of this token or a higher one is never touched."""
     steps = complete_steps(root)
     for s in steps[:-keep_last]:
         shutil.rmtree(root / str(s), ignore_errors=True)
     for p in root.iterdir():
-        if p.name.startswith(PARTIAL):
+        if p.name.startswith(PARTIAL) and partial_token(p.name) < token:
             shutil.rmtree(p, ignore_errors=True)
 
 
 def load(engine, path: Path, rank: int) -> dict:
     """Collective: restore shards, LR schedule and this rank's RNG; return the client state."""
-    load_path, client = engine.load_checkpoint(str(path), tag=DS_TAG, load_optimizer_states=True,
-                                               load_lr_scheduler_states=True)
+    try:
+        load_path, client = engine.load_checkpoint(str(path), tag=DS_TAG, load_optimizer_states=True,
+                                                   load_lr_scheduler_states=True)
+    except (AssertionError, FileNotFoundError) as err:  # DeepSpeed asserts on a missing shard, without a word
+        present = sorted(p.name for p in (path / DS_TAG).iterdir()) if (path / DS_TAG).is_dir() else "the folder is gone"
+        raise RuntimeError(f"DeepSpeed could not load checkpoint {path} ({type(err).__name__}: {err}); its shards: "
+                           f"{present}") from err
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load the checkpoint in {path}")
     rng_file = path / f"rng_rank{rank}.pt"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from tracecause.config import bounded, config_hash, nested, one_of, to_dict
 from tracecause.contracts import TRAINED_PARADIGMS
+from tracecause.names import check_name, check_output_path
 from tracecause.provenance import location_free
 
 
@@ -138,6 +139,14 @@ class TrainConfig:
     output: OutputConfig = nested(OutputConfig)
     log: LogConfig = nested(LogConfig)
     wandb: WandbConfig = nested(WandbConfig)
+
+    def validate(self) -> None:
+        """The run's name and the folders it writes (tracecause.names), checked on every layer."""
+        if self.arm_id:  # launch names train/<arm id> by it; W&B names the run by it
+            check_name(self.arm_id, "arm_id")
+        for key, value in (("output.dir", self.output.dir), ("checkpoint.dir", self.checkpoint.dir),
+                           ("wandb.dir", self.wandb.dir)):
+            check_output_path(value, key)
 
     def require_complete(self) -> None:
         """Fields with no sensible default; checked once all layers are merged."""

@@ -152,3 +152,37 @@ def barrier() -> None:
     import deepspeed.comm as dist
 
     dist.barrier()
+
+
+def take_lease(folder, rank: int):
+    """Collective: rank 0 takes the output folder's lease (tracecause.lease); every rank learns the
+    fencing token, or every rank raises LeaseHeld naming the holder (rank 0's words), so that no
+    rank of a refused attempt writes anything and none waits forever for rank 0."""
+    from tracecause.lease import Lease, LeaseHeld
+
+    lease, token, refusal = None, 0, ""
+    if rank == 0:
+        try:
+            lease = Lease(folder).acquire()
+            token = lease.token
+        except LeaseHeld as err:
+            token, refusal = -1, str(err)
+    agreed = int(all_reduce_sum([float(token)])[0])  # only rank 0 contributes: its token, or -1
+    if agreed < 0:
+        raise LeaseHeld(refusal or f"{folder} is being written by another attempt (rank 0 found its lease held)")
+    return lease, agreed
+
+
+def fence(lease, what: str) -> None:
+    """Collective fencing check before a destructive step: if a newer attempt took this attempt's lease
+    over, every rank raises LeaseLost (rank 0 names the new holder) and nothing is touched."""
+    from tracecause.lease import LeaseLost
+
+    reason = ""
+    if lease is not None:
+        try:
+            lease.check(what)
+        except LeaseLost as err:
+            reason = str(err)
+    if all_reduce_max(float(bool(reason))) > 0:
+        raise LeaseLost(reason or f"{what}: refused, rank 0 found this attempt's lease taken over")

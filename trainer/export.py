@@ -4,7 +4,8 @@ The full weights are gathered layer by layer onto rank 0 (DeepSpeed's consolidat
 in the training dtype: bf16 on GPU, fp32 on CPU); ``save_pretrained`` drops ``lm_head.weight``
 when the embeddings are tied, exactly as the original checkpoint stores them. The folder is
 written under a temporary name, gets tracecause.json (with the dataset hash: a later run on changed
-data refuses to reuse it), is fsynced, gets the completion marker, then is renamed.
+data refuses to reuse it), is fsynced, gets the completion marker, then is renamed — after a last
+fencing check (tracecause.lease): an attempt whose lease was taken over never replaces an export.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def weights_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def export(engine, out: Path, model_path: str, revision: str, meta: dict, max_shard_size: str, rank: int) -> dict | None:
-    """Collective (gathers shards). Rank 0 writes ``out``; returns the meta on rank 0."""
+def export(engine, out: Path, model_path: str, revision: str, meta: dict, max_shard_size: str, rank: int,
+           lease=None) -> dict | None:
+    """Collective (gathers shards). Rank 0 writes ``out``; returns the meta on rank 0. ``lease``: rank 0's,
+    checked just before the finished folder replaces ``out``."""
     state = engine._zero3_consolidated_16bit_state_dict()
     if rank != 0:
         return None
@@ -47,5 +50,7 @@ def export(engine, out: Path, model_path: str, revision: str, meta: dict, max_sh
         meta = {**meta, "weights_hash": weights_hash(tmp)}
         atomic_write_json(tmp / EXPORT_META, meta)
         fsync_tree(tmp)  # save_pretrained does not fsync: the marker must never precede the weights
+        if lease is not None:
+            lease.check("publishing the export")  # raising here removes tmp and leaves ``out`` untouched
     log.info("exported %s (%s)", out, meta["weights_hash"])
     return meta

@@ -1,12 +1,17 @@
 """One training run on every rank: checks, data, engine, steps, checkpoints, export.
 
 Every check that can fail on bad input (config, world size, dataset, overlong documents,
-checkpoint hash) runs before the process group and the model exist.
+checkpoint hash) runs before the process group and the model exist. Then rank 0 takes the output
+folder's lease (tracecause.lease; a second attempt refuses, naming the holder, before it writes
+anything) and only then is the resume point chosen: no other attempt can rotate it away before it
+is loaded. Every destructive step is fenced (a collective check that the lease was not taken over):
+cutting metrics.jsonl back, each logged step, each checkpoint, the export.
 """
 from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -16,6 +21,7 @@ import numpy as np
 from tracecause.config import write_resolved
 from tracecause.contracts import EXIT_REQUEUE, EXPORT_META
 from tracecause.io import atomic_write_json, completion_info, is_complete, read_json
+from tracecause.lease import EXIT_LEASE_HELD, LeaseHeld, LeaseLost
 
 from . import checkpoint, distributed, runtime
 from .config import TrainConfig, training_hash
@@ -77,30 +83,21 @@ def run(cfg: TrainConfig) -> int:
     data = prepare(cfg.data, tokenizer)
     plan = make_plan(data.examples, cfg.data.max_tokens, cfg.train.seed, cfg.train.epochs,
                      cfg.train.global_batch_rows, cfg.train.max_steps)
-    resume_from = checkpoint.resume_point(ckpt_root)
-    if resume_from is not None:
-        checkpoint.check_compatible(resume_from, chash, world, data.dataset_hash, cfg.data.path)
+    checkpoint.check_newest_compatible(ckpt_root, chash, world, data.dataset_hash, cfg.data.path)
     attention = runtime.choose_attention(cfg.train.attention)
     runtime.check_loss(cfg.train.loss)
     hf_config = AutoConfig.from_pretrained(cfg.model.path, revision=cfg.model.revision or None)
     use_cuda = runtime.use_cuda()
-    from .engine import build, resolve_ds_config
+    from .engine import resolve_ds_config
 
     ds_config = resolve_ds_config(cfg, world, accum, hf_config.hidden_size, bf16=use_cuda)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     info = {"config_hash": chash, "world_size": world, "launcher": denv.source, "attention": attention,
             "loss": cfg.train.loss, "grad_checkpointing": cfg.train.grad_checkpointing,
             "precision": runtime.precision(), "device": runtime.device_name(), "accumulation_steps": accum,
-            "total_steps": plan.total_steps, "data": data.summary(),
-            "resumed_from_step": int(resume_from.name) if resume_from is not None else 0}
+            "total_steps": plan.total_steps, "data": data.summary()}
     log.info("config %s | %d ranks (%s) | attention=%s precision=%s | %d documents -> %d steps "
              "(%d rows/step, %d accumulation) | overlong: %s", chash, world, denv.source, attention,
              info["precision"], len(data.examples), plan.total_steps, cfg.train.global_batch_rows, accum, data.overlong)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_resolved(cfg, out)
-        atomic_write_json(out / "run.json", info)
-        atomic_write_json(out / "deepspeed_config.json", ds_config)
 
     stop = StopFlag()
     if cfg.train.threads:
@@ -109,6 +106,41 @@ def run(cfg: TrainConfig) -> int:
     np.random.seed(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     distributed.init(denv, use_cuda, cfg.train.collective_timeout_min)
+    lease = None
+    try:
+        lease, token = distributed.take_lease(out, rank)
+        return _train_under_lease(cfg, rank, lease, token, stop, info, ds_config, data, plan, tokenizer, ckpt_root)
+    except (LeaseHeld, LeaseLost) as err:  # another attempt writes this folder: not a crash, nothing touched
+        log.error("%s", err)
+        print(f"trainer: refused: {err}", file=sys.stderr, flush=True)
+        return EXIT_LEASE_HELD
+    finally:
+        if lease is not None:
+            lease.release()
+        stop.restore()
+        distributed.shutdown()
+
+
+def _train_under_lease(cfg: TrainConfig, rank: int, lease, token: int, stop: StopFlag, info: dict, ds_config: dict,
+                       data, plan, tokenizer, ckpt_root: Path) -> int:
+    """Everything that writes the output folder: only ever run while this attempt holds its lease."""
+    from .engine import build
+
+    world, chash, out = info["world_size"], info["config_hash"], Path(cfg.output.dir)
+    attention, accum = info["attention"], info["accumulation_steps"]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if finished_export(out, chash, data.dataset_hash, cfg.data.path):  # the previous holder finished it
+        log.info("%s was completed by the attempt that held the lease before: nothing to do", out / "export")
+        return 0
+    resume_from = checkpoint.resume_point(ckpt_root)
+    if resume_from is not None:
+        checkpoint.check_compatible(resume_from, chash, world, data.dataset_hash, cfg.data.path)
+    info["resumed_from_step"] = int(resume_from.name) if resume_from is not None else 0
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        write_resolved(cfg, out)
+        atomic_write_json(out / "run.json", info)
+        atomic_write_json(out / "deepspeed_config.json", ds_config)
     engine, hf_config = build(cfg, ds_config, attention, plan.total_steps)
     device = runtime.device()
 
@@ -117,6 +149,7 @@ def run(cfg: TrainConfig) -> int:
         state = checkpoint.load(engine, resume_from, rank)
         step, run_id = state["step"], state.get("wandb_run_id", run_id)
         log.info("resumed from %s (step %d)", resume_from, step)
+    distributed.fence(lease, f"cutting metrics.jsonl back to step {step}")
     if rank == 0:
         truncate_metrics(out / "metrics.jsonl", step)
     distributed.barrier()
@@ -139,7 +172,7 @@ def run(cfg: TrainConfig) -> int:
                 "wandb_run_id": run_id, "last_loss": last_loss}
 
     def save(s: int) -> float:
-        t = checkpoint.save(engine, ckpt_root, s, state_for(s), rank, cfg.checkpoint.keep_last)
+        t = checkpoint.save(engine, ckpt_root, s, state_for(s), rank, cfg.checkpoint.keep_last, lease, token)
         log.info("checkpoint %d saved in %.1fs", s, t)
         return t
 
@@ -172,6 +205,7 @@ def run(cfg: TrainConfig) -> int:
             last_loss = loss_total / max(1, n_targets)
             dt = time.perf_counter() - t0
             if step % cfg.log.every_steps == 0 or step == plan.total_steps:
+                distributed.fence(lease, f"logging step {step}")  # a taken-over attempt never logs a step twice
                 grad_norm = engine.get_global_grad_norm()
                 tps = real_tokens / dt / world
                 reporter.step({"step": step, "epoch": plan.locate(step - 1)[0], "loss": last_loss, "lr": lr,
@@ -193,7 +227,9 @@ def run(cfg: TrainConfig) -> int:
                     "paradigm": cfg.data.paradigm, "rtype": cfg.data.rtype, "precision": info["precision"],
                     "wandb_run_id": run_id,
                     "world_size": world}
-            done = export(engine, out / "export", cfg.model.path, cfg.model.revision, meta, cfg.output.max_shard_size, rank)
+            distributed.fence(lease, "exporting")
+            done = export(engine, out / "export", cfg.model.path, cfg.model.revision, meta, cfg.output.max_shard_size,
+                          rank, lease)
             if done:
                 reporter.summary({"final_loss": meta["final_loss"], "weights_hash": done["weights_hash"]})
         distributed.barrier()

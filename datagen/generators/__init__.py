@@ -25,6 +25,18 @@ class Generation(str):
         return obj
 
 
+def journaled_problem(value: object) -> str | None:
+    """Why a shard journal's value (``[[text, finish_reason], ...]``, one pair per generation) is
+    unusable, or None. The journal stores only values that pass and drops stored ones that fail
+    (tracecause.journal): a wrong-typed text (``73``) is asked again, never turned into a trace."""
+    if not isinstance(value, list) or not value:
+        return f"a {type(value).__name__} where a list of generations belongs: {str(value)[:80]!r}"
+    for gen in value:
+        if not (isinstance(gen, list) and len(gen) == 2 and all(isinstance(x, str) for x in gen)):
+            return f"a generation that is not [text, finish_reason] strings: {str(gen)[:80]!r}"
+    return None
+
+
 class GenerationError(RuntimeError):
     """The backend failed for good (retries exhausted or a non-retryable answer)."""
 

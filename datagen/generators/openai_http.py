@@ -2,10 +2,10 @@
 
 Concurrency and request rate are both capped; every request retries on its own
 (``tracecause.http_retry``: transport errors, 429/5xx with ``Retry-After`` and jitter, a
-malformed 200), and fails for good only after the bounded retries. Each finished request is
-handed to ``on_result`` as it lands, so a shard keeps what finished even when another request
-fails. The API key is read from the environment variable named in the config and is never
-written anywhere.
+malformed 200 or an error dressed as a completion), and fails for good only after the bounded
+retries. Each finished request is handed to ``on_result`` as it lands, so a shard keeps what
+finished even when another request fails. The API key is read from the environment variable named
+in the config and is never written anywhere.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Callable
 import httpx
 
 from tracecause.config import ConfigError
-from tracecause.http_retry import (MalformedReply, RateLimiter, RequestFailed, RetryPolicy, gather_keeping_results,
+from tracecause.http_retry import (RateLimiter, RequestFailed, RetryPolicy, completion_choices, gather_keeping_results,
                                    post_with_retries)
 
 from datagen.config import OpenAIConfig, SamplingConfig
@@ -71,18 +71,9 @@ class OpenAIGenerator:
         self.retries += 1
 
     def _parse(self, payload: dict, n: int) -> list[Generation]:
-        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
-            raise MalformedReply("no 'choices' list")
-        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
-        if len(choices) != n:
-            raise MalformedReply(f"{len(choices)} choices, asked for n={n}")
-        out = []
-        for c in choices:
-            message = c.get("message")
-            if not isinstance(message, dict):
-                raise MalformedReply("a choice has no 'message'")
-            out.append(Generation(message.get("content") or "", c.get("finish_reason") or "stop"))
-        return out
+        # an error dressed as a completion (wrong-typed content, an error finish) is a MalformedReply:
+        # retried, and never handed to on_result, so it never reaches the shard's journal
+        return [Generation(text, reason) for text, reason in completion_choices(payload, n)]
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""python -m evalsuite analyze SWEEP_DIR [--resamples N] [--seed S] [--alpha A] [--no-wandb] [key=value ...]"""
+"""python -m evalsuite analyze SWEEP_DIR [--resamples N] [--seed S] [--alpha A] [--no-wandb] [--amend] [key=value ...]"""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--alpha", type=float, help="CI level is 1 - alpha (default 0.05)")
     ap.add_argument("--no-wandb", action="store_true", help="do not log a W&B analysis run")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--amend", action="store_true",
+                    help="analyse although the analysis section differs from the one frozen at submit "
+                         "(labelled 'amended after data' everywhere)")
     ap.add_argument("overrides", nargs="*", help="AnalysisConfig overrides key=value (e.g. figures=false)")
     return ap
 
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append("wandb=false")
     if args.no_progress:
         overrides.append("progress=false")
+    if args.amend:
+        overrides.append("amend=true")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load(AnalysisConfig, overrides=overrides)

@@ -14,3 +14,6 @@ class AnalysisConfig:
     wandb: bool = True  # log the analysis run (offline unless WANDB_MODE says otherwise)
     progress: bool = True  # progress bar over resamples
     figures: bool = True  # matplotlib PNGs for the report and W&B
+    # analyse although sweep.yaml's analysis section (or alpha) differs from the one frozen at submit;
+    # the report and W&B run then say "amended after data", with the diff (preregistration.py)
+    amend: bool = False

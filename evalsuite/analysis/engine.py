@@ -2,10 +2,14 @@
 
 An effect is Σ_j coef_j · (mean over seeds of series j), averaged over the prompts where every
 series it uses has a value. Inference:
-  - some arm of the effect has several training seeds: seed-level t (seeds.py) — p and CI both
-    from V_prompt + seed variance, Satterthwaite df: the training procedure, seeds random;
-  - every arm has one seed: cluster bootstrap CI and cluster sign-flip p, both conditional on
-    the single training run of each trained arm (the row says so).
+  - some arm of the effect has a seed term — several training seeds of its own, or one seed in a
+    model size (pool, ``seed_pool``) where other trained arms have several: seed-level t (seeds.py) —
+    p and CI both from V_prompt + seed variance pooled over the size's trained arms (an arm whose
+    spread is out of line with its pool: its own), Satterthwaite df; the training procedure, seeds
+    random. The row's ``seed_variance`` says which estimate each seed term used;
+  - no arm has one (every trained arm of the size has one seed): cluster bootstrap CI and cluster
+    sign-flip p, both conditional on the single training run of each trained arm (the row says so).
+The seed-variance pools are computed once per benchmark (seeds.SeedPools), not per effect.
 The replicate matrix (prompt clusters resampled once per benchmark, each arm's seeds resampled
 independently of every other arm's) serves derived statistics such as the internalisation ratio.
 """
@@ -18,10 +22,11 @@ import numpy as np
 
 from .load import Benchmark, cond_label
 from .resample import Resampler, cluster_sums, percentile_ci
-from .seeds import seed_level_inference
+from .seeds import SeedPools, seed_level_inference
 
 SEEDS_RANDOM = "seed-level t: prompt clusters + training seeds (seeds random), Satterthwaite df"
 CONDITIONAL = "cluster bootstrap CI + cluster sign-flip p (prompts only)"
+NO_SEED_TERM = "none: conditional on the training runs (one seed per arm)"
 
 
 @dataclass
@@ -47,6 +52,7 @@ class EffectResult:
     method: str = CONDITIONAL
     df: float = float("nan")  # t degrees of freedom (seed-level inference only)
     conditional_on: list = field(default_factory=list)  # trained arms with one seed: inference given that run
+    seed_variance: str = NO_SEED_TERM  # seed terms' source: "pooled (size X, N df)" / "own ARM (why, N df)"
     unparsed: dict = field(default_factory=dict)  # judge failures per side (see judge_counts)
 
 
@@ -75,8 +81,11 @@ def _seed_mean(bench: Benchmark, key) -> np.ndarray:
 
 
 def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, seed: int, alpha: float,
-               progress=None) -> tuple[list[EffectResult], np.ndarray, list[str]]:
-    """Results, the (R, E) replicate matrix (for derived statistics) and notes on skipped effects."""
+               progress=None, seed_pool: str = "size") -> tuple[list[EffectResult], np.ndarray, list[str]]:
+    """Results, the (R, E) replicate matrix (for derived statistics) and notes on skipped effects.
+
+    ``seed_pool`` (sweep.yaml analysis.seed_pool): the trained arms whose seed variance is pooled,
+    "size" or "size_paradigm" (seeds.SeedPools)."""
     notes, kept, masks = [], [], []
     for eff in effects:
         m = _mask(bench, eff.terms)
@@ -134,6 +143,7 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
     lo, hi = percentile_ci(reps, alpha)
     diff_sums = cluster_sums(np.stack(diffs, axis=1), bench.clusters, C)
     pvals = sampler.signflip_pvalues(diff_sums)
+    pools = SeedPools(bench, seed_pool)
     results = []
     for i, (eff, m, d) in enumerate(zip(kept, masks, diffs)):
         n = int(m.sum())
@@ -147,9 +157,12 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
             inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff),
             conditional_on=[label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1],
             unparsed=judge_counts(bench, eff))
-        if any(len(bench.seeds[c]) > 1 for c in conds):
-            inf = seed_level_inference(bench, eff.terms, m, d, alpha)
+        inf = seed_level_inference(bench, eff.terms, m, d, alpha, pools)
+        if inf is not None:
             res.ci_lo, res.ci_hi, res.p, res.df, res.method = inf.ci_lo, inf.ci_hi, inf.p, inf.df, SEEDS_RANDOM
+            res.seed_variance = inf.seed_variance
+            res.conditional_on = [label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1
+                                  and c not in inf.pooled_single]
         results.append(res)
     return results, reps, notes
 

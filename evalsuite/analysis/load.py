@@ -16,7 +16,10 @@ import pyarrow.parquet as pq
 
 from tracecause.contracts import MODES, SCORES_FILE, Arm, SweepLayout
 from tracecause.freshness import eval_weights_hash, stale_eval
-from tracecause.io import is_complete, sha256_file
+from tracecause.io import is_complete, read_json, sha256_file
+from tracecause.seal import SealError, verify_seal
+
+from evalsuite.outputs import marker_path
 
 from .spec import SweepSpec
 
@@ -93,7 +96,7 @@ def discover(root: str | Path, spec: SweepSpec) -> Inventory:
                 continue
             scores = d / SCORES_FILE
             if is_complete(d) and scores.is_file():
-                evals.append(EvalInput(arm, mode, scores, sha256_file(scores), eval_weights_hash(d)))
+                evals.append(EvalInput(arm, mode, scores, verified_scores_sha(d, scores), eval_weights_hash(d)))
             else:
                 unfinished.append(f"{arm.id}/{mode}")
     stale = [why for e in evals if (why := stale_eval(layout, e.arm.id, e.mode))]
@@ -113,6 +116,19 @@ def discover(root: str | Path, spec: SweepSpec) -> Inventory:
     if spec.arms and extra:
         inv.notes.append(f"evals of arms not in sweep.yaml were used too: {extra}")
     return inv
+
+
+def verified_scores_sha(eval_dir: Path, scores: Path) -> str:
+    """scores.parquet re-hashed against the seal the score stage recorded (simulated sweeps record none):
+    a mismatch is a refusal naming the file and the expected vs found hash."""
+    marker = marker_path(eval_dir, "score")
+    if not marker.is_file():
+        return sha256_file(scores)
+    try:
+        return verify_seal(scores, read_json(marker))
+    except SealError as err:
+        raise SealError(f"{err}; the analysis refuses it. Run this eval again: remove {eval_dir / '_COMPLETE'}, then "
+                        f"`tracecause resume` (its score stage redoes the damaged file)") from None
 
 
 def find_missing_cells(inv: Inventory, means: pd.DataFrame, spec: SweepSpec) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .spec import FILTER_KEYS
+from .family import matches, family_key
 
 
 def _adjust(p, step) -> np.ndarray:
@@ -45,25 +45,22 @@ def bh(p) -> np.ndarray:
     return _adjust(p, _bh_sorted)
 
 
-def matches(row: dict, flt: dict, primary: dict) -> bool:
-    for key in FILTER_KEYS:
-        if key not in flt:
-            continue
-        want = flt[key]
-        wants = [str(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
-        have = str(row[key])
-        if key == "metric":
-            wants = [primary.get(row["benchmark"], "") if w == "primary" else w for w in wants]
-        if have not in wants:
-            return False
-    return True
+def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict, type_bench: dict | None = None,
+                    planned: list[str] | None = None) -> pd.DataFrame:
+    """Add family, p_holm (confirmatory only), p_bh (within each family) and p_adj (the family's rule).
 
-
-def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict) -> pd.DataFrame:
-    """Add family, p_holm (confirmatory only), p_bh (within each family) and p_adj (the family's rule)."""
+    ``planned``: the frozen family's test keys (family.family_key). Holm then counts every planned test:
+    one that produced no row (its data missing, or unreliable) counts as p = 1, so losing a test never
+    makes the family smaller than the one pre-registered; a matching row that was not planned stays
+    exploratory (the family cannot grow after the data are seen).
+    """
     df = df.copy()
-    confirm = np.array([any(matches(r, f, primary) for f in filters) for r in df.to_dict("records")],
+    records = df.to_dict("records")
+    confirm = np.array([any(matches(r, f, primary, type_bench) for f in filters) for r in records],
                        dtype=bool).reshape(len(df))
+    if planned is not None:
+        frozen = set(planned)
+        confirm &= np.array([family_key(r) in frozen for r in records], dtype=bool).reshape(len(df))
     confirm &= np.isfinite(df["p"].to_numpy(dtype=float)) if len(df) else confirm
     if "reliable" in df:  # judge failures make an effect unreliable: never confirmatory (reliability.py)
         confirm &= df["reliable"].to_numpy(dtype=bool)
@@ -71,8 +68,10 @@ def assign_families(df: pd.DataFrame, filters: list[dict], primary: dict) -> pd.
     df["p_holm"] = np.nan
     df["p_bh"] = np.nan
     p = df["p"].to_numpy(dtype=float)
-    df.loc[confirm, "p_holm"] = holm(p[confirm])
-    df.loc[confirm, "p_bh"] = bh(p[confirm])
+    absent = max(0, len(planned) - int(confirm.sum())) if planned is not None else 0
+    padded = np.concatenate([p[confirm], np.ones(absent)])
+    df.loc[confirm, "p_holm"] = holm(padded)[:int(confirm.sum())]
+    df.loc[confirm, "p_bh"] = bh(padded)[:int(confirm.sum())]
     df.loc[~confirm, "p_bh"] = bh(p[~confirm])
     df["p_adj"] = np.where(confirm, df["p_holm"], df["p_bh"])
     return df

@@ -37,8 +37,8 @@ def inference_notes(df: pd.DataFrame) -> list[str]:
     out = []
     for kind, method, cond, seeds in zip(df["kind"], df["method"], df["conditional_on"], df["n_seeds"]):
         if kind == "specificity":
-            out.append("permutation of type labels within prompts: conditional on the training runs "
-                       "(seed-to-seed variation is not in the p or CI)")
+            out.append("type labels permuted over training runs: seed-to-seed variation is in the p and CI"
+                       + ("; one seed per type, so p >= 1/T! (see method)" if seeds == 1 else ""))
         elif cond:
             out.append(f"conditional on the single training run of {', '.join(cond)}: seed-to-seed variation "
                        "is not in the CI or p (one seed per arm)")

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from tracecause.contracts import MODES, REASONING_TYPE_AXIS, SCORES_FILE, SUMMARY_FILE, Arm, SweepLayout
-from tracecause.io import atomic_write_bytes, atomic_write_json, atomic_write_text, mark_complete
+from tracecause.io import atomic_write_bytes, atomic_write_json, atomic_write_text, mark_complete, read_json
 
 from tracecause.freshness import GENERATE_MARKER
 
@@ -148,8 +148,10 @@ def _scores(spec: SimSpec, truth: SimTruth, prompts: pd.DataFrame, arm: Arm, mod
 
 
 def simulate_sweep(root: str | Path, spec: SimSpec | None = None, seed: int = 0, drop_arms=(), unfinished=(),
-                   analysis: dict | None = None) -> SimTruth:
-    """Write a sweep folder; ``drop_arms`` get no eval at all, ``unfinished`` ("arm/mode") no marker."""
+                   analysis: dict | None = None, preregister: bool = False) -> SimTruth:
+    """Write a sweep folder; ``drop_arms`` get no eval at all, ``unfinished`` ("arm/mode") no marker.
+
+    ``preregister``: also freeze the analysis plan as launch does at submit (analysis_plan.json)."""
     spec = spec or SimSpec()
     truth = SimTruth(spec)
     layout = SweepLayout(Path(root))
@@ -164,6 +166,17 @@ def simulate_sweep(root: str | Path, spec: SimSpec | None = None, seed: int = 0,
         "arms": [a.id for a in arms], "modes": list(spec.modes), "battery": "simulated",
         "benchmarks": {b: {"axis": a, "primary": {"metric": "harmful", "higher_is": "worse"}} for b, a in spec.benchmarks}})
     atomic_write_json(layout.code, {"commit": "simulated", "dirty": False, "packages": {}})
+    if preregister:
+        from tracecause.config import from_dict
+
+        from .family import Design, plan_family
+        from .preregistration import frozen_plan
+        from .spec import AnalysisSpec
+
+        benchmarks = read_json(layout.expected)["benchmarks"]
+        section = from_dict(AnalysisSpec, analysis or {}, source="simulated sweep.yaml", _path="analysis")
+        family = plan_family(Design.from_arms(arms, spec.modes, benchmarks), section)
+        atomic_write_json(layout.analysis_plan, frozen_plan(section, 0.05, family))
     for arm in arms:
         if arm.id in drop_arms:
             continue

@@ -25,20 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracecause.config import ConfigError, bounded, from_dict, read_yaml
+from tracecause.config import ConfigError, bounded, from_dict, one_of, read_yaml
 from tracecause.contracts import EFFECT_KINDS, MODES, REASONING_TYPE_AXIS, Arm, SweepLayout
 from tracecause.io import read_json
 
 FILTER_KEYS = ("kind", "statistic", "benchmark", "axis", "metric", "mode", "size", "paradigm", "paradigm_b",
                "rtype_a", "rtype_b")
 
-# Pre-declared default: one primary contrast per finding, on each benchmark's primary metric
-# (so one per behaviour axis), at every model size.
+# Pre-declared default: the study's four findings, each one test per model size on each reasoning
+# type's own benchmark (``type_primary``, family.py) and its primary metric; specificity one test per
+# size. For the paper sweep: per size 3 amplification + 1 specificity + 6 answer-free + 3
+# internalisation = 13 tests, 65 over five sizes (Holm's first step at 0.05/65).
 DEFAULT_CONFIRMATORY = (
-    {"kind": "amplification", "statistic": "difference", "mode": "think", "metric": "primary"},
-    {"kind": "content", "statistic": "difference", "paradigm": "qta", "mode": "think", "metric": "primary"},
-    {"kind": "answer_free", "statistic": "difference", "paradigm_b": "base", "mode": "think", "metric": "primary"},
-    {"kind": "internalisation", "statistic": "did", "paradigm": "qta", "metric": "primary"},
+    {"kind": "amplification", "statistic": "difference", "mode": "think", "metric": "primary",
+     "benchmark": "type_primary"},
+    {"kind": "specificity", "statistic": "diagonal_dominance", "paradigm": "qta", "mode": "think"},
+    {"kind": "answer_free", "statistic": "difference", "paradigm_b": "base", "mode": "think", "metric": "primary",
+     "benchmark": "type_primary"},
+    {"kind": "internalisation", "statistic": "no_think_effect", "paradigm": "qta", "metric": "primary",
+     "benchmark": "type_primary"},
 )
 DEFAULT_TYPE_AXIS = dict(REASONING_TYPE_AXIS)
 DIRECTIONS = ("worse", "better")
@@ -61,6 +66,14 @@ class AnalysisSpec:
     type_axis: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_AXIS))
     model_params: dict[str, float] = field(default_factory=dict)  # model name -> parameter count
     unparsed_threshold: float = bounded(0.05, ge=0.0, le=1.0, help="judge-failure rate that makes an effect unreliable")
+    # reasoning type -> the benchmark its confirmatory tests read (default: the first battery benchmark
+    # on the type's axis, in battery order; plan prints which)
+    type_benchmark: dict[str, str] = field(default_factory=dict)
+    max_family: int = bounded(100, ge=1, help="largest confirmatory family plan accepts (Holm's first step is alpha/N)")
+    # one seed-variance component per model size, or per size x paradigm (seeds.py)
+    seed_pool: str = one_of("size", ("size", "size_paradigm"), help="arms whose seed variance is pooled")
+    # benchmark -> margin on its primary metric's scale: think - no-think within +-margin (TOST) is "equivalent"
+    equivalence_margins: dict[str, float] = field(default_factory=dict)
 
     def validate(self):
         for i, f in enumerate(self.confirmatory or ()):
@@ -74,6 +87,10 @@ class AnalysisSpec:
                 bad = [w for w in (wants if isinstance(wants, (list, tuple)) else [wants]) if w not in allowed]
                 if bad:
                     raise ValueError(f"confirmatory[{i}].{key}: {bad} unknown; allowed: {list(allowed)}")
+        for name, m in self.equivalence_margins.items():
+            if not (isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0):
+                raise ValueError(f"equivalence_margins.{name}: must be a positive margin on the benchmark's primary "
+                                 f"metric's scale, got {m!r}; fix: e.g. 0.05")
         for name, n in self.model_params.items():
             if not n > 0:
                 raise ValueError(f"model_params.{name}: must be a positive parameter count, got {n}")
@@ -97,11 +114,21 @@ class AnalysisSpec:
                                   f"unknown metric {metric!r}; allowed: {known_metrics}")
         for i, f in enumerate(self.confirmatory or ()):
             axes = sorted({b["axis"] for b in benchmarks.values()})
-            for key, names in (("benchmark", sorted(benchmarks)), ("axis", axes), ("metric", ["primary", *known_metrics])):
+            for key, names in (("benchmark", [*sorted(benchmarks), "type_primary"]), ("axis", axes),
+                               ("metric", ["primary", *known_metrics])):
                 wants = f.get(key, ())
                 bad = [w for w in (wants if isinstance(wants, (list, tuple)) else [wants]) if w not in names]
                 if bad:
                     raise ConfigError(where, f"analysis.confirmatory[{i}].{key}", f"{bad} unknown; allowed: {names}")
+        for rtype, name in self.type_benchmark.items():
+            if name not in benchmarks:
+                raise ConfigError(where, f"analysis.type_benchmark.{rtype}",
+                                  f"{name!r} is not a benchmark of the battery; allowed: {sorted(benchmarks)}")
+        for name in self.equivalence_margins:
+            if name not in benchmarks:
+                raise ConfigError(where, f"analysis.equivalence_margins.{name}",
+                                  f"no such benchmark; allowed: {sorted(benchmarks)}; fix: name a benchmark of the "
+                                  f"battery or remove the margin")
         axes = sorted({b["axis"] for b in benchmarks.values()})
         for rtype, axis in self.type_axis.items():
             if axis not in axes:
@@ -122,6 +149,10 @@ class SweepSpec:
     sha256: str | None
     declared_family: bool
     expected: dict = field(default_factory=dict)  # expected.json ({} when launch wrote none)
+    # preregistration.check_plan: the family frozen at submit (None: no analysis_plan.json) and, when the
+    # analysis was amended after the data, what changed ("key: frozen -> now" lines)
+    preregistered: bool = False
+    amended: list[str] = field(default_factory=list)
 
 
 def _arm_id(item: Any, where: str) -> str:
@@ -163,4 +194,5 @@ def read_sweep_spec(root: str | Path) -> SweepSpec:
 def spec_dict(spec: SweepSpec) -> dict:
     return {"name": spec.name, "modes": list(spec.modes), "analysis": dataclasses.asdict(spec.analysis),
             "family_filters": spec.analysis.family_filters, "declared_family": spec.declared_family,
-            "sweep_yaml_sha256": spec.sha256, "expected": spec.expected}
+            "sweep_yaml_sha256": spec.sha256, "expected": spec.expected, "preregistered": spec.preregistered,
+            "amended": list(spec.amended)}

@@ -1,123 +1,138 @@
 """Specificity: does each reasoning type move the behaviour that matches its meaning most?
 
-For one (size, mode, paradigm): the matrix type × behaviour axis of arm means on each axis's
-primary metric, standardised within each axis across types (z-scores; the base model and any
-common shift cancel). Diagonal dominance index (DDI) = mean z of each type on its own axis
-(sweep.yaml ``analysis.type_axis``). Tested by permuting the type labels of the arms
-independently within every prompt (null: the types are exchangeable); CI by the cluster
-bootstrap over prompts.
+For one cell (size, mode, typed paradigm; which cells: specificity_cells): the matrix type ×
+behaviour axis of the types' means on each benchmark's primary metric, oriented so that more of
+the behaviour is positive (a higher_is better metric such as TruthfulQA MC1 is negated), z-scored
+across types within each benchmark (the base model and any common shift cancel) and averaged
+over the benchmarks of each axis. Diagonal dominance index (DDI) = mean z of each type on its own
+axis (sweep.yaml ``analysis.type_axis``). p: the type labels permuted over the training runs
+(type_permutation). CI: two-way bootstrap, prompt clusters × each type's seeds.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .engine import stable_seed
+from .engine import seed_weights, stable_seed
 from .load import Benchmark, cond_label
 from .resample import Resampler, cluster_sums, percentile_ci
-
-TYPED = ("qta", "qt", "t_only")
-
-
-def _zscore(means: np.ndarray) -> np.ndarray:
-    """Standardise the last axis (types); a constant row becomes zeros."""
-    mu = means.mean(-1, keepdims=True)
-    sd = means.std(-1, keepdims=True)
-    with np.errstate(all="ignore"):
-        return np.where(sd > 0, (means - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+from .specificity_cells import SpecificityCell, specificity_cells
+from .type_permutation import (axis_weights, ddi_weights, observed_labels, orientation, permutation_test,
+                               zscore_types)
 
 
-def _ddi(zcols: list[np.ndarray], col_axes: list[str], axes: list[str], types: list[str], type_axis: dict):
-    """zcols: per column (..., T) z-scores -> axis matrix (..., T, A) and DDI (...)."""
-    mats = []
-    for a in axes:
-        mats.append(np.mean([z for z, ca in zip(zcols, col_axes) if ca == a], axis=0))
-    mat = np.stack(mats, axis=-1)
-    diag = [mat[..., i, axes.index(type_axis[t])] for i, t in enumerate(types)
-            if type_axis.get(t) in axes]
-    return mat, np.mean(diag, axis=0)
+def runs_with_data(benches: dict[str, Benchmark], primaries: dict) -> dict[tuple[str, str], list[tuple]]:
+    """(benchmark, mode) -> the runs (model, rtype, paradigm, seed) with any value of its primary metric."""
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for name, b in benches.items():
+        metric = primaries[name]["metric"]
+        for (cond, mode, m), by_seed in b.series.items():
+            if m == metric:
+                out.setdefault((name, mode), []).extend(
+                    (*cond, s) for s, v in by_seed.items() if np.isfinite(v).any())
+    return out
 
 
-def specificity(benches: dict[str, Benchmark], primary: dict, type_axis: dict, n_resamples: int, seed: int,
-                alpha: float, notes: list[str], progress=None) -> list[dict]:
+def _cell_data(cell: SpecificityCell, benches: dict, primaries: dict, notes: list[str]) -> list[tuple]:
+    """Per benchmark: (bench, oriented values (runs, prompts) on prompts every run has, their clusters)."""
+    data = []
+    for name in cell.benchmarks:
+        b, metric = benches[name], primaries[name]["metric"]
+        sign = orientation(primaries[name]["higher_is"], name)
+        Y = sign * np.stack([b.series[((cell.size, t, cell.paradigm), cell.mode, metric)][s]
+                             for t, seeds in zip(cell.types, cell.seeds) for s in seeds])
+        m = np.isfinite(Y).all(0)
+        if not m.any():
+            notes.append(f"specificity {'/'.join(cell.key)}: benchmark {name} has no prompt with a value for "
+                         "every run; left out")
+            continue
+        data.append((b, Y[:, m], b.clusters[m]))
+    return data
+
+
+def _bootstrap(cell: SpecificityCell, data: list[tuple], n_resamples: int, seed: int) -> np.ndarray:
+    """(N, T, B) type means: prompt clusters (the benchmark's own draws) × each type's seeds resampled."""
+    R = sum(len(s) for s in cell.seeds)
+    cols = []
+    for b, Y, cl in data:
+        codes, inv = np.unique(cl, return_inverse=True)
+        sums = cluster_sums(np.concatenate([Y.T, np.ones((Y.shape[1], 1))], 1), inv, len(codes))
+        N = Resampler(len(codes), n_resamples, stable_seed(seed, b.name)).replicate_sums(sums)
+        with np.errstate(all="ignore"):
+            cols.append(N[:, :R] / N[:, R:])  # (N, R) run means
+    run_means = np.stack(cols, axis=-1)  # (N, R, B)
+    out, start = [], 0
+    for t, seeds in zip(cell.types, cell.seeds):
+        V = seed_weights((cell.size, t, cell.paradigm), list(seeds), n_resamples, seed)  # same draws on every benchmark
+        out.append(np.einsum("ns,nsb->nb", V, run_means[:, start:start + len(seeds)]) / V.sum(1, keepdims=True))
+        start += len(seeds)
+    return np.stack(out, axis=1)
+
+
+def _method(cell: SpecificityCell, n_used: int, exact: bool, alpha: float) -> str:
+    counts = ", ".join(f"{t} {len(s)}" for t, s in zip(cell.types, cell.seeds))
+    test = (f"all {n_used} distinct assignments (exact)" if exact
+            else f"{n_used} random assignments (Monte Carlo, +1 correction)")
+    text = (f"type labels permuted over training runs (seeds per type: {counts}; {test}); primaries oriented so "
+            "more of the behaviour is positive; two-way bootstrap CI (prompt clusters x each type's seeds)")
+    if cell.min_p > alpha:
+        text += (f"; only {cell.n_assignments} assignments, so p >= {cell.min_p:.3g}: this test cannot reach "
+                 f"significance at alpha {alpha:g} (more seeds per type needed)")
+    return text
+
+
+def specificity(benches: dict[str, Benchmark], primaries: dict[str, dict], type_axis: dict, n_resamples: int,
+                seed: int, alpha: float, notes: list[str], progress=None) -> list[dict]:
+    """Rows of every specificity cell: its DDI (p, CI) and its type × axis z matrix.
+
+    ``primaries``: benchmark -> {metric, higher_is} (primary.declared_primaries)."""
+    bench_axes = {name: b.axis for name, b in benches.items() if name in primaries}
     rows = []
-    keys = sorted({(c[0], k[1], c[2]) for b in benches.values() for k in b.series for c in [k[0]] if c[2] in TYPED})
-    for model, mode, paradigm in keys:
-        cols = []
-        for b in benches.values():
-            metric = primary.get(b.name)
-            conds = {c[1]: c for c in b.conds(mode, metric) if c[0] == model and c[2] == paradigm}
-            if conds:
-                cols.append((b, metric, conds))
-        if not cols:
-            continue
-        types = sorted(set.intersection(*(set(c) for _, _, c in cols)))
-        axes = sorted({b.axis for b, _, _ in cols})
-        matched = [t for t in types if type_axis.get(t) in axes]
-        where = f"specificity {model}/{mode}/{paradigm}"
-        if len(types) < 2 or len(matched) < 2:
-            notes.append(f"{where}: needs ≥2 types with a matching axis (types {types}, axes {axes}, "
-                         f"type_axis {type_axis}); skipped")
-            continue
-        data = []
-        for b, metric, conds in cols:
-            Y = np.stack([np.mean(np.stack(list(b.series[(conds[t], mode, metric)].values())), 0) for t in types])
-            m = np.isfinite(Y).all(0)
-            if m.sum() == 0:
-                continue
-            data.append((b, metric, Y[:, m], b.clusters[m]))
-        if not data:
-            continue
-        col_axes = [b.axis for b, _, _, _ in data]
-        axes = sorted(set(col_axes))
-        zobs = [_zscore(Y.mean(1)) for _, _, Y, _ in data]
-        mat, ddi = _ddi(zobs, col_axes, axes, types, type_axis)
-        ddi = float(ddi)
-        # permutation of type labels within each prompt
-        rng = np.random.default_rng([seed, stable_seed(model, mode, paradigm)])
-        T = len(types)
-        hits, total = 0, 0
-        max_p = max(Y.shape[1] for _, _, Y, _ in data)
-        rows_per_chunk = max(1, 1_000_000 // (max_p * T))
-        while total < n_resamples:
-            rc = min(rows_per_chunk, n_resamples - total)
-            zperm = []
-            for _, _, Y, _ in data:
-                perm = np.argsort(rng.random((rc, Y.shape[1], T)), axis=2)
-                vals = Y.T[np.arange(Y.shape[1])[None, :, None], perm]  # (rc, P, T)
-                zperm.append(_zscore(vals.mean(1)))
-            _, ddi_perm = _ddi(zperm, col_axes, axes, types, type_axis)
-            hits += int((ddi_perm >= ddi - 1e-12).sum())
-            total += rc
-            if progress:
-                progress(rc)
-        p = (hits + 1) / (total + 1)
-        # bootstrap over prompt clusters (same cluster draws as the benchmark's linear effects)
-        zboot = []
-        for b, _, Y, cl in data:
-            codes, inv = np.unique(cl, return_inverse=True)
-            sums = cluster_sums(np.concatenate([Y.T, np.ones((Y.shape[1], 1))], 1), inv, len(codes))
-            N = Resampler(len(codes), n_resamples, stable_seed(seed, b.name)).replicate_sums(sums)
-            with np.errstate(all="ignore"):
-                zboot.append(_zscore(N[:, :T] / N[:, T:]))
-        _, ddi_boot = _ddi(zboot, col_axes, axes, types, type_axis)
-        lo, hi = percentile_ci(ddi_boot[:, None], alpha)
-        n_prompts = sum(Y.shape[1] for _, _, Y, _ in data)
-        n_clusters = sum(len(np.unique(cl)) for *_, cl in data)
-        n_seeds = max(len(b.seeds.get(c, [])) for b, _, conds in cols for c in conds.values())
-        inputs = sorted({k for b, metric, conds in cols for t in types for k in b.inputs.get((conds[t], mode), {})})
-        hashes = sorted({h for b, metric, conds in cols for t in types for h in b.inputs.get((conds[t], mode), {}).values()})
-        common = {"kind": "specificity", "mode": mode, "size": model, "paradigm": paradigm, "paradigm_b": paradigm,
-                  "metric": "primary", "n_seeds": n_seeds, "inputs": inputs, "input_hashes": hashes}
-        rows.append({**common, "statistic": "diagonal_dominance", "benchmark": "all", "axis": "+".join(axes),
-                     "rtype_a": "+".join(types), "rtype_b": "permuted",
-                     "arm_a": f"{model}.{'+'.join(types)}.{paradigm}", "arm_b": "permuted_type_labels",
-                     "estimate": ddi, "ci_lo": float(lo[0]), "ci_hi": float(hi[0]), "p": p,
-                     "effect_size": np.nan, "n_prompts": n_prompts, "n_clusters": n_clusters})
-        for i, t in enumerate(types):
-            for j, a in enumerate(axes):
-                rows.append({**common, "statistic": "z", "benchmark": a, "axis": a, "rtype_a": t, "rtype_b": "all",
-                             "arm_a": cond_label((model, t, paradigm)), "arm_b": "mean_of_types",
-                             "estimate": float(mat[i, j]), "ci_lo": np.nan, "ci_hi": np.nan, "p": np.nan,
-                             "effect_size": float(mat[i, j]), "n_prompts": n_prompts, "n_clusters": n_clusters,
-                             "matched": type_axis.get(t) == a})
+    for cell in specificity_cells(runs_with_data(benches, primaries), bench_axes, type_axis, notes):
+        rows += _cell_rows(cell, benches, primaries, type_axis, n_resamples, seed, alpha, notes, progress)
+    return rows
+
+
+def _cell_rows(cell: SpecificityCell, benches, primaries, type_axis, n_resamples, seed, alpha, notes,
+               progress) -> list[dict]:
+    data = _cell_data(cell, benches, primaries, notes)
+    types = list(cell.types)
+    col_axes = [b.axis for b, _, _ in data]
+    axes = sorted(set(col_axes))
+    if len([t for t in types if type_axis.get(t) in axes]) < 2:
+        notes.append(f"specificity {'/'.join(cell.key)}: fewer than 2 types keep a matching axis after "
+                     f"benchmarks without values were left out; skipped")
+        return []
+    run_means = np.stack([Y.mean(1) for _, Y, _ in data], axis=-1)  # (R, B)
+    D = ddi_weights(types, col_axes, type_axis)
+    rng = np.random.default_rng([seed, stable_seed(*cell.key)])
+    ddi, p, n_used, exact = permutation_test(run_means, [len(s) for s in cell.seeds], D, n_resamples, rng)
+    boot = zscore_types(_bootstrap(cell, data, n_resamples, seed))  # (N, T, B)
+    if progress:
+        progress(n_used + n_resamples)
+    W = axis_weights(col_axes, axes)
+    labels = observed_labels([len(s) for s in cell.seeds])
+    mat = zscore_types(np.stack([run_means[labels == i].mean(0) for i in range(len(types))])) @ W
+    lo, hi = percentile_ci(np.einsum("ntb,tb->n", boot, D)[:, None], alpha)
+    mat_lo, mat_hi = percentile_ci((boot @ W).reshape(n_resamples, -1), alpha)
+    model, mode, paradigm = cell.key
+    n_prompts = sum(Y.shape[1] for _, Y, _ in data)
+    n_clusters = sum(len(np.unique(cl)) for *_, cl in data)
+    keys = [(b, ((model, t, paradigm), mode)) for b, _, _ in data for t in types]
+    inputs = sorted({k for b, key in keys for k in b.inputs.get(key, {})})
+    hashes = sorted({h for b, key in keys for h in b.inputs.get(key, {}).values()})
+    common = {"kind": "specificity", "mode": mode, "size": model, "paradigm": paradigm, "paradigm_b": paradigm,
+              "metric": "primary", "n_seeds": min(len(s) for s in cell.seeds), "inputs": inputs,
+              "input_hashes": hashes, "method": _method(cell, n_used, exact, alpha),
+              "n_prompts": n_prompts, "n_clusters": n_clusters}
+    rows = [{**common, "statistic": "diagonal_dominance", "benchmark": "all", "axis": "+".join(axes),
+             "rtype_a": "+".join(types), "rtype_b": "permuted", "arm_a": f"{model}.{'+'.join(types)}.{paradigm}",
+             "arm_b": "permuted_type_labels", "estimate": float(ddi), "ci_lo": float(lo[0]), "ci_hi": float(hi[0]),
+             "p": float(p), "effect_size": np.nan}]
+    for i, t in enumerate(types):
+        for j, a in enumerate(axes):
+            k = i * len(axes) + j
+            rows.append({**common, "statistic": "z", "benchmark": a, "axis": a, "rtype_a": t, "rtype_b": "all",
+                         "arm_a": cond_label((model, t, paradigm)), "arm_b": "mean_of_types",
+                         "estimate": float(mat[i, j]), "ci_lo": float(mat_lo[k]), "ci_hi": float(mat_hi[k]),
+                         "p": np.nan, "effect_size": float(mat[i, j]), "matched": type_axis.get(t) == a})
     return rows

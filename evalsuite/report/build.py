@@ -11,6 +11,8 @@ from tracecause.io import atomic_write_text
 
 from . import figures as fig
 from .document import Doc
+from .first_screen import amended_banner, answers_section
+from .notes import group_notes, notes_summary
 from .provenance import inputs_table, sweep_provenance
 
 FINDINGS = (
@@ -19,6 +21,16 @@ FINDINGS = (
     ("answer_free", "difference", "Finding 3 — answer-free signal: QT and T-only − base and − QA"),
     ("internalisation", None, "Finding 4 — internalisation: no-think training effect, think − no-think DiD, ratio"),
 )
+
+
+INTERNALISATION_ROWS = (
+    "Rows: no_think_effect = trained − base in no-think mode (persistence, its own CI and p); did = think − "
+    "no-think difference-in-differences (a p_adj at or above alpha: not shown to differ, which is not "
+    "'equal'); ratio = no-think effect / think effect, CI and p (H0: ratio 1, the effect fully survives "
+    "without thinking) from the bootstrap replicates that resample prompt clusters and each arm's seeds; "
+    "equivalence_tost (only for a benchmark with a declared analysis.equivalence_margins): two one-sided "
+    "tests of |did| < margin, CI = the {level} interval, family 'equivalence' (Holm within it), "
+    "'equivalent within ±margin' only when its p_adj < alpha.")
 
 
 def effects_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -84,21 +96,47 @@ def _rehearsal_section(doc: Doc, root: Path):
         doc.p(f"- {note}")
 
 
+def _missing_counts(missing: dict) -> list[tuple[str, str, list]]:
+    """(title, short label for the first screen, items)."""
+    return [("Arms expected (" + missing.get("expected_arms_source", "") + ") with no finished eval",
+             "expected arm(s) with no finished eval", missing.get("missing_arms", [])),
+            ("Evals started but not finished (no completion marker; not used)", "unfinished eval(s), not used",
+             missing.get("unfinished_evals", [])),
+            ("Modes never evaluated for an arm that has other evals", "mode(s) never evaluated for an arm",
+             missing.get("missing_evals", [])),
+            ("Expected arm/mode/benchmark cells with no scores", "arm/mode/benchmark cell(s) with no scores",
+             missing.get("missing_cells", []))]
+
+
+def _missing_pointer(doc: Doc, missing: dict):
+    """One line near the top: how much is missing and how many notes, both listed at the end."""
+    gaps = [f"{len(v)} {short}" for _, short, v in _missing_counts(missing) if v]
+    summary = notes_summary(group_notes(missing.get("notes", [])))
+    if gaps:
+        doc.p("Missing: " + "; ".join(gaps) + " (listed at the end, 'What is missing').", cls="missing")
+    if summary:
+        doc.p(f"{summary} (every line at the end, section 'Notes').")
+
+
 def _missing_section(doc: Doc, missing: dict):
     doc.h(1, "What is missing")
-    items = [("Arms expected (" + missing.get("expected_arms_source", "") + ") with no finished eval",
-              missing.get("missing_arms", [])),
-             ("Evals started but not finished (no completion marker; not used)", missing.get("unfinished_evals", [])),
-             ("Modes never evaluated for an arm that has other evals", missing.get("missing_evals", [])),
-             ("Expected arm/mode/benchmark cells with no scores", missing.get("missing_cells", []))]
+    items = [(title, v) for title, _, v in _missing_counts(missing)]
     if not any(v for _, v in items):
         doc.p(f"Nothing missing: every one of the {len(missing.get('expected_arms', []))} expected arms has "
               f"finished evals in every mode.")
     for title, values in items:
         if values:
             doc.p(f"{title}: {', '.join(values)}", cls="missing")
-    for note in missing.get("notes", []):
-        doc.p(f"Note: {note}")
+
+
+def _notes_section(doc: Doc, missing: dict):
+    """Every note of the analysis, grouped by kind and counted (the first screen shows the count)."""
+    groups = group_notes(missing.get("notes", []))
+    doc.h(1, "Notes — " + (notes_summary(groups) if groups else "none"))
+    for kind, meaning, lines in groups:
+        doc.h(2, f"{len(lines)} {kind} ({meaning})")
+        for note in lines:
+            doc.p(f"Note: {note}")
 
 
 def _caveats_section(doc: Doc, df: pd.DataFrame, missing: dict):
@@ -124,90 +162,97 @@ def _caveats_section(doc: Doc, df: pd.DataFrame, missing: dict):
               f"{', '.join(arms)}: they say how sure we are about that run, not about the training procedure. "
               f"Train ≥ 3 seeds per arm for inference about the procedure.", cls="missing")
 
-def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spec, cfg, run_id: str | None = None,
-                 figures: bool = True) -> dict:
-    from evalsuite.analysis.sizes import log10_params
 
-    root, out_dir = Path(root), Path(out_dir)
-    figdir = out_dir / "figures"
-    primary = missing.get("primary_metrics", {})
-    doc = Doc(f"tracecause analysis — {spec.name}")
+def _how_to_read(doc: Doc, missing: dict, cfg, run_id: str | None):
+    doc.h(1, "How to read the numbers")
     doc.p(f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(missing.get('used_evals', []))} "
           f"finished evals. Estimate: mean over prompts of per-prompt means over parsed samples (and over an arm's "
           f"training seeds), A − B; 'higher is' says whether a positive value means worse or better behaviour on "
           f"the benchmark's declared primary metric. Where an arm has several training seeds, the p-value and the "
           f"95% CI answer one question — the effect of the training procedure, seeds random — from one model: "
-          f"variance = prompt-cluster variance + each arm's seed-to-seed variance, t with Satterthwaite df (column "
+          f"variance = prompt-cluster variance + seed-to-seed variance, t with Satterthwaite df (column "
           f"'inference'). Where every trained arm has one seed, the CI is a percentile bootstrap over prompt "
           f"clusters ({cfg.resamples} resamples, seed {cfg.seed}) and p a sign-flip test over clusters: both "
           f"conditional on that training run. p_adj: Holm within the confirmatory family, Benjamini–Hochberg for "
-          f"the exploratory rest. Effect size: Cohen's h for rates, d_z for paired scores."
-          + (f" W&B analysis run id: {run_id}." if run_id else ""))
-    _rehearsal_section(doc, root)
-    _missing_section(doc, missing)
-    if not df.empty:
-        _caveats_section(doc, df, missing)
-    made: dict[str, Path] = {}
-    if df.empty:
-        doc.p("No effects could be computed from the finished evals.", cls="missing")
-    else:
-        conf = df[df["family"] == "confirmatory"]
-        doc.h(1, "Confirmatory family")
-        declared = "declared in sweep.yaml" if spec.declared_family else "the default; sweep.yaml declares none"
-        n_sig = int((conf["p_adj"] < cfg.alpha).sum())
-        filters = "; ".join(", ".join(f"{k}={v}" for k, v in f.items()) for f in spec.analysis.family_filters)
-        doc.p(f"{len(conf)} pre-declared contrasts ({declared}: {filters}); {n_sig} have Holm-adjusted "
-              f"p < {cfg.alpha}. "
-              f"Primary metric per benchmark (declared): " + ", ".join(
-                  f"{b}: {m} (higher is {missing.get('primary_directions', {}).get(b, '?')})"
-                  for b, m in sorted(primary.items())) + ". Produced by: " + "; ".join(
-                  f"{b}: {', '.join(_scorers(missing, b, m)) or 'not recorded'}" for b, m in sorted(primary.items()))
-              + ".")
-        doc.table(effects_table(conf), highlight="family")
-        for kind, stat, title in FINDINGS:
-            rows = _primary(df[df["kind"] == kind], primary)
-            if stat:
-                rows = rows[rows["statistic"] == stat]
-            doc.h(1, title)
-            if figures:
-                plot_rows = rows if kind != "internalisation" else rows[rows["statistic"] == "did"]
-                p = fig.forest(plot_rows, title.split(" — ")[0] + (" (DiD think − no-think)" if kind == "internalisation" else ""),
-                               figdir / f"forest_{kind}.png")
-                if p:
-                    made[f"forest_{kind}"] = p
-                    doc.image(p, f"{title} (primary metrics; * confirmatory; filled = adjusted p < 0.05)")
-                if kind == "internalisation":
-                    p = fig.think_vs_no_think(_primary(df[df["kind"] == "training"], primary), figdir / "think_vs_no_think.png")
-                    if p:
-                        made["think_vs_no_think"] = p
-                        doc.image(p, "Training effect (arm − base) in think vs no-think mode, primary metrics")
-            doc.table(effects_table(rows), highlight="family")
-        doc.h(1, "Training effects (arm − base)")
-        doc.table(effects_table(_primary(df[df["kind"] == "training"], primary)), highlight="family")
-        spec_rows = df[df["kind"] == "specificity"]
-        doc.h(1, "Specificity: reasoning type × behaviour axis")
-        doc.p("Cells: arm means on each axis's primary metric, z-standardised across types within the axis. "
-              "DDI: mean z of each type on its own axis; p from permuting type labels within prompts.")
+          f"the exploratory rest, Holm within the declared equivalence tests. A p_adj at or above alpha means "
+          f"'not shown to differ', never 'equal': only an equivalence test (TOST) against a margin declared in "
+          f"sweep.yaml (analysis.equivalence_margins) can say 'equivalent within ±margin'. Effect size: Cohen's h "
+          f"for rates, d_z for paired scores." + (f" W&B analysis run id: {run_id}." if run_id else ""))
+
+
+def _family_section(doc: Doc, df: pd.DataFrame, missing: dict, spec, cfg):
+    primary = missing.get("primary_metrics", {})
+    conf = df[df["family"] == "confirmatory"]
+    doc.h(1, "Confirmatory family")
+    declared = "declared in sweep.yaml" if spec.declared_family else "the default; sweep.yaml declares none"
+    n_sig = int((conf["p_adj"] < cfg.alpha).sum())
+    filters = "; ".join(", ".join(f"{k}={v}" for k, v in f.items()) for f in spec.analysis.family_filters)
+    doc.p(f"{len(conf)} pre-declared contrasts ({declared}: {filters}); {n_sig} have Holm-adjusted "
+          f"p < {cfg.alpha}. "
+          f"Primary metric per benchmark (declared): " + ", ".join(
+              f"{b}: {m} (higher is {missing.get('primary_directions', {}).get(b, '?')})"
+              for b, m in sorted(primary.items())) + ". Produced by: " + "; ".join(
+              f"{b}: {', '.join(_scorers(missing, b, m)) or 'not recorded'}" for b, m in sorted(primary.items()))
+          + ".")
+    doc.table(effects_table(conf), highlight="family")
+
+
+def _finding_sections(doc: Doc, df: pd.DataFrame, primary: dict, cfg, figdir: Path, figures: bool, made: dict):
+    for kind, stat, title in FINDINGS:
+        rows = _primary(df[df["kind"] == kind], primary)
+        if stat:
+            rows = rows[rows["statistic"] == stat]
+        doc.h(1, title)
         if figures:
-            for paradigm in sorted(spec_rows["paradigm"].unique()):
-                p = fig.specificity_heatmap(spec_rows[spec_rows["statistic"] == "z"],
-                                            spec_rows[spec_rows["statistic"] == "diagonal_dominance"], paradigm,
-                                            figdir / f"specificity_{paradigm}.png")
+            plot_rows = rows if kind != "internalisation" else rows[rows["statistic"] == "did"]
+            p = fig.forest(plot_rows, title.split(" — ")[0] + (" (DiD think − no-think)" if kind == "internalisation" else ""),
+                           figdir / f"forest_{kind}.png")
+            if p:
+                made[f"forest_{kind}"] = p
+                doc.image(p, f"{title} (primary metrics; * confirmatory; filled = adjusted p < 0.05)")
+            if kind == "internalisation":
+                p = fig.think_vs_no_think(_primary(df[df["kind"] == "training"], primary), figdir / "think_vs_no_think.png")
                 if p:
-                    made[f"specificity_{paradigm}"] = p
-                    doc.image(p, f"Specificity heat-map, paradigm {paradigm}")
-        doc.table(effects_table(spec_rows[spec_rows["statistic"] == "diagonal_dominance"]), highlight="family")
-        doc.h(1, "Scale: effects against log10(parameters)")
-        logp = {s: log10_params(s, spec.analysis.model_params) for s in df["size"].unique() if "+" not in str(s)}
-        if figures:
-            for kind in ("amplification", "content"):
-                rows = _primary(df[(df["kind"] == kind) & (df["mode"] == "think")], primary)
-                p = fig.scale_trend(rows, logp, f"{kind} effect vs model size (think, primary metric)",
-                                    figdir / f"scale_{kind}.png")
-                if p:
-                    made[f"scale_{kind}"] = p
-                    doc.image(p, f"Scale trend of the {kind} effect")
-        doc.table(effects_table(_primary(df[df["kind"] == "scale"], primary)), highlight="family")
+                    made["think_vs_no_think"] = p
+                    doc.image(p, "Training effect (arm − base) in think vs no-think mode, primary metrics")
+        if kind == "internalisation":
+            doc.p(INTERNALISATION_ROWS.format(level=f"{1 - 2 * cfg.alpha:.0%}"))
+        doc.table(effects_table(rows), highlight="family")
+
+
+def _specificity_section(doc: Doc, df: pd.DataFrame, figdir: Path, figures: bool, made: dict):
+    spec_rows = df[df["kind"] == "specificity"]
+    doc.h(1, "Specificity: reasoning type × behaviour axis")
+    doc.p("Cells: arm means on each axis's primary metric, z-standardised across types within the axis. "
+          "DDI: mean z of each type on its own axis (column 'method' says how its p was computed).")
+    if figures:
+        for paradigm in sorted(spec_rows["paradigm"].unique()):
+            p = fig.specificity_heatmap(spec_rows[spec_rows["statistic"] == "z"],
+                                        spec_rows[spec_rows["statistic"] == "diagonal_dominance"], paradigm,
+                                        figdir / f"specificity_{paradigm}.png")
+            if p:
+                made[f"specificity_{paradigm}"] = p
+                doc.image(p, f"Specificity heat-map, paradigm {paradigm}")
+    doc.table(effects_table(spec_rows[spec_rows["statistic"] == "diagonal_dominance"]), highlight="family")
+
+
+def _scale_section(doc: Doc, df: pd.DataFrame, primary: dict, spec, figdir: Path, figures: bool, made: dict):
+    from evalsuite.analysis.sizes import log10_params
+
+    doc.h(1, "Scale: effects against log10(parameters)")
+    logp = {s: log10_params(s, spec.analysis.model_params) for s in df["size"].unique() if "+" not in str(s)}
+    if figures:
+        for kind in ("amplification", "content"):
+            rows = _primary(df[(df["kind"] == kind) & (df["mode"] == "think")], primary)
+            p = fig.scale_trend(rows, logp, f"{kind} effect vs model size (think, primary metric)",
+                                figdir / f"scale_{kind}.png")
+            if p:
+                made[f"scale_{kind}"] = p
+                doc.image(p, f"Scale trend of the {kind} effect")
+    doc.table(effects_table(_primary(df[df["kind"] == "scale"], primary)), highlight="family")
+
+
+def _provenance_section(doc: Doc, root: Path, missing: dict, cfg):
     doc.h(1, "Exact inputs behind each number")
     prov = sweep_provenance(root)
     doc.p(f"sweep.yaml sha256: {prov['sweep_yaml_sha256']}; code: {prov['code'] or 'code.json absent'}. "
@@ -217,6 +262,31 @@ def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spe
     doc.table(inputs_table(root, missing.get("used_evals", []), missing.get("weights_hashes", {})))
     doc.p("Analysis configuration:")
     doc.code(dump_yaml(cfg))
+
+
+def write_report(root: Path, out_dir: Path, df: pd.DataFrame, missing: dict, spec, cfg, run_id: str | None = None,
+                 figures: bool = True) -> dict:
+    """Banners, then the answers and one figure; the detail after; missing cells and notes at the end."""
+    root, out_dir = Path(root), Path(out_dir)
+    figdir = out_dir / "figures"
+    primary = missing.get("primary_metrics", {})
+    doc = Doc(f"tracecause analysis — {spec.name}")
+    amended_banner(doc, spec, missing)
+    _rehearsal_section(doc, root)
+    made = answers_section(doc, df, spec, missing, cfg.alpha, figdir, figures)
+    _missing_pointer(doc, missing)
+    _how_to_read(doc, missing, cfg, run_id)
+    if not df.empty:
+        _caveats_section(doc, df, missing)
+        _family_section(doc, df, missing, spec, cfg)
+        _finding_sections(doc, df, primary, cfg, figdir, figures, made)
+        doc.h(1, "Training effects (arm − base)")
+        doc.table(effects_table(_primary(df[df["kind"] == "training"], primary)), highlight="family")
+        _specificity_section(doc, df, figdir, figures, made)
+        _scale_section(doc, df, primary, spec, figdir, figures, made)
+    _provenance_section(doc, root, missing, cfg)
+    _missing_section(doc, missing)
+    _notes_section(doc, missing)
     atomic_write_text(out_dir / "report.md", doc.markdown(out_dir))
     atomic_write_text(out_dir / "report.html", doc.html())
     return made

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ class Doc:
     def p(self, text: str, cls: str = ""):
         self.blocks.append(("p", text, cls))
 
+    def bullets(self, lines: list[str]):
+        self.blocks.append(("ul", list(lines)))
+
     def table(self, df: pd.DataFrame, highlight: str | None = None):
         self.blocks.append(("table", df, highlight))
 
@@ -43,6 +47,8 @@ class Doc:
                 out += ["#" * (b[1] + 1) + " " + b[2], ""]
             elif b[0] == "p":
                 out += [b[1], ""]
+            elif b[0] == "ul":
+                out += [f"- {line}" for line in b[1]] + [""]
             elif b[0] == "table":
                 out += [_md_table(b[1]), ""]
             elif b[0] == "img":
@@ -61,7 +67,9 @@ class Doc:
                 out.append(f"<h{b[1] + 1}>{html.escape(b[2])}</h{b[1] + 1}>")
             elif b[0] == "p":
                 cls = f" class='{b[2]}'" if b[2] else ""
-                out.append(f"<p{cls}>{html.escape(b[1])}</p>")
+                out.append(f"<p{cls}>{_inline(b[1])}</p>")
+            elif b[0] == "ul":
+                out.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in b[1]) + "</ul>")
             elif b[0] == "table":
                 out.append(_html_table(b[1], b[2]))
             elif b[0] == "img":
@@ -72,6 +80,11 @@ class Doc:
                 out.append(f"<pre>{html.escape(b[1])}</pre>")
         out.append("</body></html>")
         return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Escaped text with Markdown's **bold** as <b> (the one inline markup the report writes)."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
 def _cell(v) -> str:

@@ -98,7 +98,7 @@ def think_vs_no_think(training: pd.DataFrame, path: Path) -> Path | None:
                     yerr=[g["estimate_n"] - g["ci_lo_n"], g["ci_hi_n"] - g["estimate_n"]], fmt="o", color=c,
                     ms=4, alpha=0.8, elinewidth=0.7, label=paradigm)
     lim = [min(both["ci_lo_t"].min(), both["ci_lo_n"].min()), max(both["ci_hi_t"].max(), both["ci_hi_n"].max())]
-    ax.plot(lim, lim, "k--", lw=0.8, label="no-think = think")
+    ax.plot(lim, lim, "k--", lw=0.8, label="y = x (effect fully survives)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("training effect, think mode")

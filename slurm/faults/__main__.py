@@ -14,7 +14,7 @@ from slurm.faults.scoreboard import Outcome, Scoreboard
 
 # group -> module with run(work, board); each group shares its real runs between its faults
 GROUPS = {"train": "slurm.faults.train", "data": "slurm.faults.data", "eval": "slurm.faults.evaluation",
-          "analysis": "slurm.faults.analysis"}
+          "analysis": "slurm.faults.analysis", "replies": "slurm.faults.replies"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,12 @@ damaged: the merge must refuse it, naming file and line, and write nothing; rest
 A merge is done ~0.2 s after its task starts, too soon to signal it by timing: the restored shard is
 first served as a stalled file (inject.stalled_input), and the merge, held reading it, is preempted
 twice (SIGUSR2, SIGTERM) there before it may finish.
+
+Before that, the finished shard loses its tail (whole lines: every line still parses), then has one
+byte flipped inside a trace: each time the merge must refuse, naming the file and the sealed vs found
+sha256, and set the shard aside; the shard task, run again, must write the same records, and the
+dataset merged at the end must equal, value for value, one merged from the undamaged shard
+(seal_faults.py).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import yaml
 
 from tracecause.io import is_complete
 
-from slurm.faults import inject
+from slurm.faults import inject, seal_faults
 from slurm.faults.endpoint import FAULTS, FaultyEndpoint
 from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests, preempt_while_held
 from slurm.faults.scoreboard import Outcome, Scoreboard
@@ -75,7 +81,11 @@ def run(work: Path, board: Scoreboard) -> None:
                               "datagen", n > 0 and state.state == "COMPLETED" and len(rows) == want,
                               want - len(rows) if n else 0, "records",
                               f"{n} injected, retried; shard {state.state} with {len(rows)} of {want} records"))
+        endpoint.delay_s = 0.0  # the damaged shard is generated again: no need to be slow any more
+        reference = seal_faults.reference_dataset(work, cfg, layout.data(DATASET))
+        sealed_rows = seal_faults.damaged_shard(sweep, cfg, shard_dir, layout.data(DATASET), board)
     malformed_shard_then_preempted_merge(sweep, cfg, shard_dir, layout.data(DATASET), board)
+    seal_faults.compare_dataset(sealed_rows, layout.data(DATASET), reference)
 
 
 def malformed_shard_then_preempted_merge(sweep: Path, cfg: Path, shard_dir: Path, data_dir: Path,

@@ -5,13 +5,15 @@ judged by ``FaultyEndpoint``: the first attempt of each judge request gets a 500
 malformed 200. While judge requests are in flight the task is preempted (SIGUSR2, then SIGTERM),
 then the filesystem holding the eval outputs and the request journal fills up. Each time it must
 come back and finish; "completed work lost" is judge requests the endpoint answered twice, and
-for the endpoint faults, judge verdicts left unparsed.
+for the endpoint faults, judge verdicts left unparsed. Then the finished samples.jsonl loses its tail
+and the task's stage commands run again: they must name the file (sealed vs found sha256), redo it
+from the caches and end with every output equal, value for value, to what it was (seal_faults.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from slurm.faults import inject
+from slurm.faults import inject, seal_faults
 from slurm.faults.endpoint import FAULTS, FaultyEndpoint
 from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests
 from slurm.faults.scoreboard import Outcome, Scoreboard
@@ -107,3 +109,7 @@ def run(work: Path, board: Scoreboard) -> None:
                               n > 0 and state.state == "COMPLETED" and judged == want and unparsed == 0,
                               unparsed, "verdicts",
                               f"{n} injected, retried; {judged - unparsed} of {want} verdicts parsed"))
+        if is_complete(out):
+            seal_faults.damaged_eval_output(argvs, out, endpoint, board)
+        else:
+            board.add(Outcome("finished eval output truncated", "eval", False, 0, "rows", "the eval never finished"))

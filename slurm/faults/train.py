@@ -5,6 +5,12 @@ tmpfs. Each fault ends the current attempt; the job must come back (crash requeu
 requeue or SLURM's node-failure requeue) and resume from the newest checkpoint that is complete
 and intact. Sharing one job keeps the suite to a handful of DeepSpeed starts.
 
+Two attempts of one task at once: a second job of the same task (its record in a sweep of its own,
+its output.dir the first's) is submitted while the first runs, once mid-run and once right after a
+checkpoint was sealed; it must refuse on its lease pre-check, naming the first job, without a crash
+counted or a requeue, while the first goes on. A killed attempt leaves its lease behind (never
+released): the requeued attempt must take it over (a higher fencing token, its own pid).
+
 "Completed work lost" for training: the steps between the newest intact complete checkpoint (or,
 for a preemption, the last step finished when the signal came) and the step the next attempt
 resumed from. The run must then finish with every step logged once and its export complete.
@@ -15,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from tracecause import lease
 from tracecause.io import is_complete, read_json, sha256_file
 
 from slurm.faults import inject
@@ -30,13 +37,10 @@ PROGRESS_TIMEOUT_S = 240
 
 
 class TrainJob(StageJob):
-    def __init__(self, sweep: Path, ckpts: Path, data_file: Path):
-        super().__init__(sweep, "train", ARM, [], sweep / "train" / ARM / "export", arm=ARM)
-        self.ckpts, self.data_file = ckpts, data_file
-
-    @property
-    def out(self) -> Path:
-        return self.sweep / "train" / ARM
+    def __init__(self, sweep: Path, ckpts: Path, data_file: Path, out: Path | None = None):
+        out = out or sweep / "train" / ARM
+        super().__init__(sweep, "train", ARM, [], out / "export", arm=ARM)
+        self.ckpts, self.data_file, self.out = ckpts, data_file, out
 
     def last_step(self) -> int:
         metrics = self.out / "metrics.jsonl"
@@ -116,6 +120,50 @@ def kill_mid_step_with_newest_damaged(job: TrainJob, board: Scoreboard) -> None:
                       f"checkpoint {newest} damaged (1 byte flipped); {row.detail}"))
 
 
+def _takeover_outcome(job: TrainJob, killed: dict, resumed: Outcome) -> Outcome:
+    """Every process of the attempt was SIGKILLed, so its lease was never released: the requeued
+    attempt must have taken it over (a higher token, held by its own rank 0) and resumed."""
+    left = lease.record_of(job.out, killed.get("token", 0)) or {}
+    now = lease.current(job.out) or {}
+    rank0 = inject.rank_processes(job.job_id).get(0, (None,))[0]
+    ok = (left.get("released") is False and now.get("token", 0) > killed.get("token", 0)
+          and now.get("pid") == rank0 and not now.get("released"))
+    return Outcome("stale lease left by a killed attempt", "train", ok and resumed.survived, 0, "steps",
+                   f"left by pid {left.get('pid')} token {left.get('token')} (released: {left.get('released')}); "
+                   f"taken over by pid {now.get('pid')} token {now.get('token')} (rank 0 is pid {rank0}); "
+                   f"{resumed.detail}")
+
+
+def second_attempt(job: TrainJob, board: Scoreboard, model: Path, after_checkpoint: bool) -> None:
+    """A second job of the same task while the first runs (a double submission; a requeue beside a
+    node declared dead whose processes live on): it must refuse, naming the first, and cost the first
+    nothing (no crash counted, no step logged twice, no checkpoint touched)."""
+    if after_checkpoint:
+        sealed = max(job.complete(), default=0)
+        inject.wait_for(lambda: max(job.complete(), default=0) > sealed, PROGRESS_TIMEOUT_S, "a new checkpoint")
+        fault = "two attempts of one training task at once (second started after a checkpoint)"
+    else:
+        job.wait_step(job.last_step() + 1)
+        fault = "two attempts of one training task at once (second started mid-run)"
+    first = job.rec()
+    holder = lease.current(job.out) or {}
+    tag = "after-ckpt" if after_checkpoint else "mid-run"
+    second = TrainJob(job.sweep.parent / f"sweep-second-{tag}", job.ckpts, job.data_file, out=job.out)
+    _submit(second, model, max_crash_retries=2)
+    state = second.wait_end()
+    text, rec = second.logs(), second.rec()
+    named = f"job {job.job_id.split('_')[0]}" in text and f"pid {holder.get('pid')}" in text
+    after = job.rec()
+    ok = (state.state == "FAILED" and named and rec.get("lease_refusals") == 1 and not rec.get("crashes")
+          and after.get("crashes", 0) == first.get("crashes", 0) and job.running()
+          and (lease.current(job.out) or {}).get("token") == holder.get("token"))
+    board.add(Outcome(fault, "train", ok, 0, "steps",
+                      f"second job {second.job_id} ended {state.state}, refusal names job {job.job_id} and its "
+                      f"pid: {named}; its refusals {rec.get('lease_refusals')}, crashes {rec.get('crashes', 0)}; "
+                      f"first still running: {job.running()}, crashes {first.get('crashes', 0)} -> "
+                      f"{after.get('crashes', 0)}"))
+
+
 def kill_mid_checkpoint_write(job: TrainJob, board: Scoreboard) -> None:
     job.wait_step(job.last_step() + 1)
     inject.wait_for(job.saving, PROGRESS_TIMEOUT_S, "a checkpoint save in progress", poll=0.005)
@@ -158,13 +206,16 @@ def preempt(job: TrainJob, board: Scoreboard, sig: str, fault: str, data_swap: P
 
 def lose_node(job: TrainJob, board: Scoreboard) -> None:
     newest = job.idle_between_saves(job.last_step() + 1)
+    killed = lease.current(job.out) or {}
     since = time.time()
     node = inject.lose_node(job.job_id)
     try:
         row = _resume_outcome("node lost mid-job (slurmd killed, job requeued)", job, since, newest, f"{node} lost")
+        takeover = _takeover_outcome(job, killed, row)
     finally:
         inject.restore_node(node)
     board.add(row)
+    board.add(takeover)
 
 
 def disk_full(job: TrainJob, board: Scoreboard) -> None:
@@ -226,7 +277,10 @@ def run(work: Path, board: Scoreboard) -> None:
         job = TrainJob(work / "sweep", fs / "checkpoints", Path(data_dir) / "data.jsonl")
         data_hash = sha256_file(job.data_file)[:16]
         job.job_id = _submit(job, model, max_crash_retries=10)
-        steps = [kill_mid_step_with_newest_damaged, kill_mid_checkpoint_write,
+        steps = [kill_mid_step_with_newest_damaged,
+                 lambda j, b: second_attempt(j, b, model, after_checkpoint=False),
+                 kill_mid_checkpoint_write,
+                 lambda j, b: second_attempt(j, b, model, after_checkpoint=True),
                  lambda j, b: preempt(j, b, "USR2", "SIGUSR2 preemption", data_swap=swap),
                  lambda j, b: preempt(j, b, "TERM", "SIGTERM preemption"),
                  disk_full, lose_node]  # lose_node last: bringing the node back takes a while
