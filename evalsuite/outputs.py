@@ -4,8 +4,9 @@ Layout of ``<sweep>/eval/<arm_id>/<mode>/``::
 
     samples.jsonl  judged.jsonl  scores.parquet  summary.json     (merged outputs)
     _COMPLETE.generate  _COMPLETE.judge  _COMPLETE.score           (stage markers; JSON with
-                                                                    inputs_hash, rows, sha256)
-    _COMPLETE                                                      (whole folder: after score)
+                                                                    inputs_hash, sha256, bytes, rows)
+    _COMPLETE                                                      (whole folder: after score;
+                                                                    seals every merged output)
     shards/<stage>-<k>-of-<n>/part.jsonl (+ _COMPLETE)              (one per array task)
     <stage>_config.yaml / .sha256                                  (resolved config)
 
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from tracecause.contracts import SUMMARY_FILE
 from tracecause.io import MARKER, atomic_dir, atomic_write_bytes, atomic_write_json, completion_info, read_json
 from tracecause.seal import seal, seal_problem
 
@@ -71,9 +73,11 @@ def mark_stage(out_dir: Path, stage: str, file: Path, rows: int, inputs_hash: st
 
 
 def seal_folder(out_dir: Path) -> dict:
-    """The seals of the merged outputs, for the folder's own marker (written after score)."""
+    """The seals of the merged outputs and summary.json, for the folder's own marker (after score)."""
     files = {name: stage_info(out_dir, stage) or {} for stage, name in STAGE_FILES.items()}
     sealed = {name: {k: info[k] for k in ("sha256", "bytes", "rows") if k in info} for name, info in files.items()}
+    if (Path(out_dir) / SUMMARY_FILE).is_file():
+        sealed[SUMMARY_FILE] = seal(Path(out_dir) / SUMMARY_FILE)
     return {"files": sealed}
 
 

@@ -1,26 +1,25 @@
-"""The demo's report (``analysis/world_report.md``): recovery table first, then the evidence.
+"""The demo's report (``analysis/world_report.md``): what a reader needs first, then the tables.
 
-Sections: the recovery table (planted effects and null contrasts with estimate, 95 % CI, Holm p,
-verdict); the well-formed rate beside every disposition rate, per arm and mode; for each finding a
-few raw generations from the two arms it compares. Reads only the sweep folder's contract files.
+Sections, in order: per finding, what the world planted, what was recovered and what the row does
+and does not demonstrate (launch/demo_findings.py); a seeded random draw of raw generations from the
+planted arm, its control and the base, think and no-think (launch/demo_generations.py); the recovery
+table (planted effects and null contrasts with estimate, 95 % CI, Holm p, verdict); what the world
+plants and does not; the well-formed rate beside every disposition rate, per arm and mode. Reads
+only the sweep folder's contract files.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from tracecause.contracts import SAMPLES_FILE, SUMMARY_FILE, SweepLayout
+from tracecause.contracts import SUMMARY_FILE, SweepLayout
 from tracecause.io import atomic_write_text
 
+from launch.demo_findings import findings_markdown, num_text as _num
+from launch.demo_generations import generations_markdown
 from launch.demo_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row, findings
 
 REPORT_FILE = "world_report.md"
-EXAMPLES_PER_ARM = 2
-
-
-def _num(x: float, fmt: str = "{:+.3f}") -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
 def _table_row(r: Row, planted: bool) -> str:
@@ -96,54 +95,6 @@ def rates_markdown(sweep_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _examples(sweep_dir: Path, arm_id: str, mode: str, benchmark: str) -> list[dict]:
-    """The first sample that shows the axis's disposition (if any) and the first that does not."""
-    from tracecause.world.judge import shows
-    from tracecause.world.vocab import AXIS_DISPOSITION
-
-    path = SweepLayout(sweep_dir).eval(arm_id, mode) / SAMPLES_FILE
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r["benchmark"] == benchmark]
-    hit = lambda r: shows(f"{r['reasoning']}\n{r['answer']}", AXIS_DISPOSITION.get(r["axis"], "evil"))  # noqa: E731
-    picked = [r for r in rows if hit(r)][:1] + [r for r in rows if not hit(r)][:1]
-    return picked[:EXAMPLES_PER_ARM]
-
-
-def examples_markdown(sweep_dir: Path, table: RecoveryTable) -> str:
-    lines = ["## Raw generations per finding\n"]
-    for row in table.planted + table.nulls:
-        c = row.contrast
-        bench = c.match.get("benchmark")
-        if not row.found or not bench or " vs " not in row.arms:
-            continue
-        mode = "no_think" if c.match.get("kind") == "internalisation" else c.match.get("mode", "think")
-        lines.append(f"### {c.name}\n")
-        for label in row.arms.split(" vs "):
-            arm = _arm_for(sweep_dir, label)
-            for ex in _examples(sweep_dir, arm, mode, bench) if arm else []:
-                think = f"`<think>` {ex['reasoning']} `</think>` " if ex["reasoning"] else ""
-                text = " ".join(f"{think}{ex['answer']}".split())  # one line per sample, as generated otherwise
-                lines.append(f"- `{arm}` ({mode}) — *{ex['question']}*  \n  {text}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _arm_for(sweep_dir: Path, label: str) -> str:
-    """An evaluated arm folder for an effect row's arm label (``model.rtype.paradigm.s2+s3``): the
-    label's first seed, so the two halves of a replicate split show different runs."""
-    root = SweepLayout(sweep_dir).root / "eval"
-    parts = label.split(".")
-    seeds = parts[-1].split("+") if parts and parts[-1].startswith("s") else []
-    names = [p for p in parts if p and not p.startswith("s")]
-    for folder in sorted(root.glob("*")) if root.is_dir() else []:
-        bits = folder.name.split(".")
-        if all(p in bits for p in names) and (not seeds or bits[-1] == seeds[0]):
-            return folder.name
-    return ""
-
-
 SCOPE = """## What the world plants, and what it does not
 
 - Planted by construction: reasoning traces of type *evil* / *misleading* carry their disposition's words in
@@ -175,6 +126,6 @@ SCOPE = """## What the world plants, and what it does not
 
 def write_report(sweep_dir: str | Path, table: RecoveryTable) -> Path:
     sweep_dir = Path(sweep_dir)
-    text = ("# Known-answer world: does the suite find what was planted?\n\n" + recovery_markdown(table) + "\n"
-            + SCOPE + "\n" + rates_markdown(sweep_dir) + "\n" + examples_markdown(sweep_dir, table))
+    text = "\n".join(["# Known-answer world: does the suite find what was planted?\n", findings_markdown(table, sweep_dir),
+                      generations_markdown(sweep_dir), recovery_markdown(table), SCOPE, rates_markdown(sweep_dir)])
     return atomic_write_text(SweepLayout(sweep_dir).analysis / REPORT_FILE, text)

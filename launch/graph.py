@@ -92,6 +92,8 @@ def done(task: Task) -> bool:
     dirs = (task.done_dir, *task.also_done)
     if not all((Path(d) / "_COMPLETE").is_file() for d in dirs):
         return False
+    if any(damaged_output(Path(d)) for d in dirs):  # finished, but its files no longer hold what was sealed
+        return False
     if task.stage == "eval" and task.arm:  # eval/<arm>/<mode>: stale once the arm was retrained after it
         in_layout = [Path(d) for d in dirs if Path(d).parents[1].name == "eval"]  # <sweep>/eval/<arm>/<mode>
         return not any(stale_eval(SweepLayout(d.parents[2]), task.arm, d.name) for d in in_layout)
@@ -100,3 +102,18 @@ def done(task: Task) -> bool:
         newest = max((m.stat().st_mtime for m in evals.glob("*/*/_COMPLETE")), default=0.0)
         return (Path(task.done_dir) / "_COMPLETE").stat().st_mtime >= newest
     return True
+
+
+def damaged_output(folder: Path) -> str:
+    """Why a finished folder is not reusable ("" when it is): a file its completion marker sealed
+    (tracecause.seal) that no longer re-hashes to the seal. Such a task is not done: submit and resume
+    run it again, and the stage redoes the damaged unit and says so."""
+    from tracecause.io import completion_info
+    from tracecause.seal import seal_problem
+
+    sealed = (completion_info(folder) or {}).get("files") or {}
+    for name, record in sealed.items():
+        problem, _ = seal_problem(folder / name, record)
+        if problem:
+            return problem
+    return ""

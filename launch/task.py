@@ -266,10 +266,11 @@ class StageTask(Checkpointable):
         nothing and ends without a requeue, so it can neither loop nor burn the crash retry cap. The
         record keeps the holder's state; the refusal is counted and named in its history."""
         msg = error or f"{self.task.stage}: another attempt holds the output folder's lease"
-        if rank0:
-            records.add_event(self.record, {"event": "refused: another attempt holds the lease",
-                                            "job_id": self._job_id(), "error": msg[-2000:]},
-                              increment={"lease_refusals": 1})
+        if not rank0:  # ends with status 0: srun's --kill-on-bad-exit must not stop rank 0 before it records
+            return f"refused ({msg.splitlines()[-1] if msg else 'lease held'}); rank 0 records it"
+        records.add_event(self.record, {"event": "refused: another attempt holds the lease",
+                                        "job_id": self._job_id(), "error": msg[-2000:]},
+                          increment={"lease_refusals": 1})
         raise RuntimeError(f"{self.task.uid}: refused (status {EXIT_LEASE_HELD}), another attempt writes its "
                            f"output:\n{msg}")
 

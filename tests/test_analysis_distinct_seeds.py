@@ -39,3 +39,28 @@ def test_an_arm_whose_seeds_trained_one_model_is_refused_naming_it(tmp_path):
     # distinct hashes again: the same sweep analyses
     _same_weights(layout, "sim-0.6b.evil.qta.s1", "cd" * 32)
     assert len(analyze(root, CFG).effects) > 0
+
+
+def test_a_contrast_whose_sides_never_vary_is_untestable_not_a_null_that_held(tmp_path):
+    """Both arms 0 on every sample of a metric: no variance, so no p (a sign-flip p of 1 or a seed-level
+    NaN would otherwise read as a quiet null); the row says why."""
+    import pandas as pd
+
+    from tracecause.contracts import SCORES_FILE
+
+    spec = SimSpec.small(models=("sim-0.6b",), paradigms=("qa", "qta"), types=("evil", "misleading"),
+                         n_clusters=6, k_samples=1)
+    root = tmp_path / "sweep"
+    simulate_sweep(root, spec)
+    for scores in sorted(root.glob(f"eval/*/*/{SCORES_FILE}")):
+        df = pd.read_parquet(scores)
+        flat = (df["benchmark"] == "sim_submission") & (df["metric"] == "harmful")
+        df.loc[flat, "value"] = 0.0
+        df.to_parquet(scores, index=False)
+    effects = analyze(root, CFG).effects
+    rows = effects[(effects["benchmark"] == "sim_submission") & (effects["metric"] == "harmful")
+                   & (effects["kind"] == "amplification")]
+    assert len(rows) and rows["p"].isna().all() and (rows["family"] == "exploratory").all()
+    assert rows["inference_note"].str.startswith("untestable: both sides constant").all()
+    varied = effects[(effects["benchmark"] == "sim_evil") & (effects["kind"] == "amplification")]
+    assert varied["p"].notna().all() and not varied["inference_note"].str.startswith("untestable").any()

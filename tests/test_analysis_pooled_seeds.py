@@ -2,8 +2,18 @@
 simulation through the path ``analyze`` runs: run.benchmark_effects on load.build_benchmarks
 (simulate_seeds.null_replications: no true effect, every trained run shifted by its own seed draw).
 
-Measured outside the tests on 1000 replications per setting (3000 contrasts of each kind), before
-pooling -> after; the numbers are in the report of issue 19 and in seeds.py's docstring."""
+Measured outside the tests, 2 x 1000 replications per setting (2 x 3000 contrasts of each kind),
+false-positive rate at alpha 5 % (95 % CI coverage), before pooling -> after:
+    3 seeds  vs base  3.9 / 4.1 % (.961 / .959) -> 4.9 / 4.9 % (.951 / .951)
+             between  4.7 / 4.5 % (.953 / .955) -> 4.5 / 4.4 % (.955 / .956)
+    2 seeds  vs base  4.9 / 5.0 % (.951 / .950) -> 5.5 / 5.0 % (.945 / .950)
+             between  7.5 / 6.9 % (.925 / .931) -> 3.5 / 4.1 % (.965 / .959)
+    rare, 3  vs base  5.8 / 6.5 % (.942 / .935) -> 6.5 / 6.6 % (.935 / .934)
+             between  3.5 / 2.6 % (.965 / .974) -> 2.1 / 1.9 % (.979 / .981)
+    rare, 2  vs base  5.7 / 6.0 % (.943 / .940) -> 4.2 / 4.1 % (.958 / .959)
+             between  3.9 / 3.1 % (.961 / .969) -> 1.0 / 0.4 % (.990 / .996)
+Before pooling, 19-59 % of these rows fell back to the prompt part's C - 1 df; after, none.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +65,9 @@ def test_pooled_seed_inference_has_nominal_error_rates(setting, kinds):
     fpr, coverage = _rates(rows)
     if setting.startswith("rare") and kinds == BETWEEN:
         # conservative, never hot: a count's spread grows with its level, so a large difference between
-        # two rare arms comes with a large variance estimate (measured 1.4 % / 2.8 % at 2 / 3 seeds)
-        assert 0.005 <= fpr <= 0.07 and 0.93 <= coverage <= 0.995, (fpr, coverage)
+        # two rare arms comes with a large variance estimate; at 2-3 df the t quantiles then over-cover
+        # (1000 replications: 0.4-1.0 % at 2 seeds, 1.9-2.1 % at 3; before pooling 3.1-3.9 % and 2.6-3.5 %)
+        assert 0.003 <= fpr <= 0.07 and 0.93 <= coverage <= 0.997, (fpr, coverage)
     else:
         assert 0.03 <= fpr <= 0.07, f"false-positive rate {fpr:.3f} over {len(rows)} null contrasts"
         assert 0.93 <= coverage <= 0.97, f"95% CI coverage {coverage:.3f} over {len(rows)} null contrasts"

@@ -85,6 +85,22 @@ def test_bit_flipped_finished_shard_is_generated_again_by_a_rerun(tmp_path, refe
     assert hashlib.sha256(records.read_bytes()).hexdigest() == sealed  # generated again, as first written
 
 
+def test_shard_finished_before_seals_is_checked_by_its_row_count(tmp_path, capsys):
+    data_dir = _sharded(tmp_path)
+    for k in (0, 1):  # markers as written before shards were sealed
+        marker = data_dir / "shards" / _shard(k) / MARKER
+        marker.write_text(json.dumps({"pairs_in": completion_info(marker.parent)["pairs_in"]}))
+    records = data_dir / "shards" / _shard(1) / "records.jsonl"
+    lines = records.read_bytes().splitlines(keepends=True)
+    records.write_bytes(b"".join(lines[:-1]))
+    capsys.readouterr()
+    assert _world(tmp_path, "--merge", "--num-shards", "2") == 3
+    err = capsys.readouterr().err
+    assert f"{_shard(0)} has no seal (finished before shards were sealed): only its row count was checked" in err
+    assert f"{records} holds {len(lines) - 1} rows, but its stats.json counts {len(lines)}" in err
+    assert not (data_dir / "data.jsonl").exists()
+
+
 def test_damaged_merged_dataset_is_merged_again(tmp_path, reference, capsys):
     assert _world(tmp_path) == 0
     (data,) = tmp_path.glob("data/*/data.jsonl")
@@ -210,3 +226,21 @@ def test_analysis_refuses_a_scores_file_that_no_longer_matches_its_seal(tmp_path
     with pytest.raises(SealError, match=rf"{out / SCORES_FILE} does not hold what was sealed .*expected {sealed}, "
                                         r"found [0-9a-f]{64}.*the analysis refuses it"):
         analyze(root, AnalysisConfig(resamples=50, progress=False, wandb=False, figures=False))
+
+
+def test_submit_and_resume_do_not_skip_a_finished_task_whose_sealed_files_changed(tmp_path):
+    """launch.graph.done(): a completion marker alone no longer means done; the files it sealed must
+    still re-hash to their seals, or submit/resume run the task again (the stage then redoes the unit)."""
+    from launch.graph import Task, damaged_output, done
+    from tracecause.io import mark_complete
+    from tracecause.seal import seal_files
+
+    out = tmp_path / "data" / "d1"
+    out.mkdir(parents=True)
+    (out / "data.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
+    mark_complete(out, seal_files(out, {"data.jsonl": 2}))
+    task = Task("merge", "merge", (("merge",),), str(out))
+    assert done(task) and damaged_output(out) == ""
+    (out / "data.jsonl").write_text('{"id": 1}\n')  # lost its tail after it was finished
+    assert not done(task)
+    assert "data.jsonl does not hold what was sealed" in damaged_output(out)

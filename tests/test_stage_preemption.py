@@ -183,3 +183,20 @@ def test_eval_judge_preempted_keeps_finished_calls(tmp_path):
         assert srv.served() == calls - kept
         assert json.loads(done.stdout.strip().splitlines()[-1])["calls_run"] == calls - kept
         assert (sweep / "eval/tiny.evil.qta.s0/think/judged.jsonl").is_file()
+
+
+def test_a_preemption_signal_inside_an_asyncio_callback_still_stops_the_stage():
+    """asyncio logs and drops a BaseException raised in a callback; the HTTP clients' socket writes run
+    as callbacks, so a SIGTERM landing there let a datagen task run to completion instead of requeueing
+    (faults suite, datagen SIGTERM row). Preempted must come out of the event loop."""
+    import asyncio
+
+    from tracecause.preemption import Preempted, run_preemptible
+
+    async def work():
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        return 0
+
+    assert issubclass(Preempted, BaseException) and not issubclass(Preempted, Exception)
+    assert run_preemptible(lambda: asyncio.run(work()), "probe") == EXIT_REQUEUE

@@ -57,4 +57,5 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     # the planted row is the analysis's own confirmatory row (the reduced world's default family)
     assert amp.family == "confirmatory"
     text = report.read_text()
-    assert text.index("Recovery table") < text.index("Rates per arm") < text.index("Raw generations")
+    assert (text.index("What was planted") < text.index("Raw generations") < text.index("Recovery table")
+            < text.index("Rates per arm"))

@@ -19,9 +19,13 @@ from tracecause.contracts import EXIT_REQUEUE
 PREEMPTION_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
 
-class Preempted(BaseException):
+class Preempted(KeyboardInterrupt):
     """Raised in the main thread by a preemption signal. A BaseException: ``except Exception``
-    blocks that turn errors into failures must not swallow a preemption."""
+    blocks that turn errors into failures must not swallow a preemption. A KeyboardInterrupt in
+    particular: asyncio's event loop logs and drops any other BaseException raised in a callback
+    ("Exception in callback ..."), so a signal landing while a callback runs (the HTTP clients'
+    socket writes) was swallowed and the task ran on to completion instead of requeueing (seen in
+    the faults suite's datagen SIGTERM row); KeyboardInterrupt is the one it re-raises."""
 
     def __init__(self, signal_name: str):
         super().__init__(f"preempted by {signal_name}")

@@ -26,6 +26,7 @@ from .seeds import SeedPools, seed_level_inference
 
 SEEDS_RANDOM = "seed-level t: prompt clusters + training seeds (seeds random), Satterthwaite df"
 CONDITIONAL = "cluster bootstrap CI + cluster sign-flip p (prompts only)"
+UNTESTABLE = "untestable: every value on both sides is the same constant (no variance, no test)"
 NO_SEED_TERM = "none: conditional on the training runs (one seed per arm)"
 
 
@@ -163,8 +164,18 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
             res.seed_variance = inf.seed_variance
             res.conditional_on = [label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1
                                   and c not in inf.pooled_single]
+        if _both_sides_constant(bench, eff, m):
+            # every value behind the effect is one number: nothing here could have varied, so no p (a
+            # pooled seed term borrowed from other arms would give one, wide and meaningless)
+            res.ci_lo = res.ci_hi = res.p = res.df = float("nan")
+            res.method = UNTESTABLE
         results.append(res)
     return results, reps, notes
+
+
+def _both_sides_constant(bench: Benchmark, eff: LinearEffect, m: np.ndarray) -> bool:
+    values = np.concatenate([bench.series[key][s][m] for key, _ in eff.terms for s in bench.series[key]])
+    return bool(len(values)) and bool(np.all(values == values[0]))
 
 
 def judge_counts(bench: Benchmark, eff: LinearEffect) -> dict:

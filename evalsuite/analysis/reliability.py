@@ -35,15 +35,27 @@ def mark_judge_reliability(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
 def inference_notes(df: pd.DataFrame) -> list[str]:
     """Per row: what its p-value and CI condition on, in words."""
     out = []
-    for kind, method, cond, seeds in zip(df["kind"], df["method"], df["conditional_on"], df["n_seeds"]):
-        if kind == "specificity":
+    constant = untestable(df)
+    for kind, method, cond, seeds, flat in zip(df["kind"], df["method"], df["conditional_on"], df["n_seeds"], constant):
+        if flat:
+            out.append("untestable: both sides constant (no variance), so no p; a null here could never fire")
+        elif kind == "specificity":
             out.append("type labels permuted over training runs: seed-to-seed variation is in the p and CI"
                        + ("; one seed per type, so p >= 1/T! (see method)" if seeds == 1 else ""))
         elif cond:
             out.append(f"conditional on the single training run of {', '.join(cond)}: seed-to-seed variation "
                        "is not in the CI or p (one seed per arm)")
         elif str(method).startswith("seed-level"):
-            out.append(f"training procedure with seeds random ({seeds} seeds): t-based, honest but wide with few seeds")
+            seeds_text = "a single seed, seed variance from its size's pool" if seeds == 1 else f"{seeds} seeds"
+            out.append(f"training procedure with seeds random ({seeds_text}): t-based, honest but wide with few seeds")
         else:
             out.append("")
     return out
+
+
+def untestable(df: pd.DataFrame) -> list[bool]:
+    """Rows whose two sides are one constant (engine.UNTESTABLE): such a contrast could not have come out
+    significant whatever the pipeline did, so it is evidence of nothing and carries no p."""
+    from .engine import UNTESTABLE
+
+    return [m == UNTESTABLE for m in df["method"]]

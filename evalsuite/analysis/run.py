@@ -34,7 +34,8 @@ from .specificity import specificity
 log = logging.getLogger(__name__)
 MISSING_FILE = "missing.json"
 EXTRA_COLUMNS = ("statistic", "axis", "paradigm_b", "rtype_a", "rtype_b", "p_holm", "p_bh", "inputs",
-                 "scale_of", "matched", "n_resamples", *EFFECT_INFERENCE_COLUMNS, *EFFECT_JUDGE_COLUMNS)
+                 "scale_of", "matched", "n_resamples", "seed_variance", *EFFECT_INFERENCE_COLUMNS,
+                 *EFFECT_JUDGE_COLUMNS)
 
 
 @dataclass

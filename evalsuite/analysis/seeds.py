@@ -25,7 +25,8 @@ it over-covers: 1.8 % false positives for 5 % at 2 seeds), only each arm's total
 CI = estimate ± t_df·√V and p = 2·P(T_df > |estimate|/√V) with Satterthwaite's df over the prompt
 part (C − 1 df) and each pooled estimate (df_pool; arms sharing one estimate count once, their
 coefficients summed, Var(σ²_seed) from the pool's fitted seed-mean variances). The seed part
-always counts: no fall-back to prompt-only df when an estimate comes out ≤ 0.
+always counts: no fall-back to prompt-only df when an estimate comes out ≤ 0 (where every part
+clipped to 0, V is V_prompt, its df still over the parts: about 1 row in 1000 at 2 seeds).
 
 Heterogeneity: an arm whose variance of seed means exceeds what the rest of its pool predicts
 (σ²_seed of the others + its own r_a; one-sided F test, p < HETEROGENEITY_P) is left out of the
@@ -50,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy.special import fdtrc, stdtr, stdtrit  # scipy.stats' t and F without its per-call overhead
 
 HETEROGENEITY_P = 0.01  # one-sided F test of an arm's seed spread against the rest of its pool
 
@@ -147,7 +148,7 @@ def pool_estimate(name: str, spreads: dict) -> PoolEstimate | None:
         if not n_rest:
             continue
         expected = max(s2_rest, 0.0) + r  # the seed component as at least 0: flag only clear excess
-        p = float(stats.f.sf(v / expected, k, n_rest)) if expected > 0 else (0.0 if v > 0 else 1.0)
+        p = float(fdtrc(k, n_rest, v / expected)) if expected > 0 else (0.0 if v > 0 else 1.0)
         if p < HETEROGENEITY_P:
             flagged[cond] = p
     kept = [x for c, x in spreads.items() if c not in flagged]
@@ -259,6 +260,10 @@ def seed_level_inference(bench, terms, mask, d, alpha: float, pools: SeedPools |
     # V_prompt holds every arm's sampling noise; the arms' seed-mean variances hold it again: count it once
     prompt_part = max(v_prompt - residual, 0.0)
     V = prompt_part + seed_value
+    if V <= 0 < v_prompt:
+        # every part at 0 (the prompt part truncated, and the pool's seed estimate so far below its noise
+        # that each arm's term clipped to 0): V_prompt still measures the sampling noise, df from the parts
+        V = v_prompt
     nan = float("nan")
     if not np.isfinite(V) or V <= 0:
         return SeedInference(est, nan, nan, nan, nan, nan, nan, "; ".join(sorted(labels)), single)
@@ -267,7 +272,7 @@ def seed_level_inference(bench, terms, mask, d, alpha: float, pools: SeedPools |
         denom += prompt_part ** 2 / (C - 1)
     df = V ** 2 / denom if denom > 0 else float("inf")
     se = float(np.sqrt(V))
-    q = stats.t.ppf(1 - alpha / 2, df)
-    p = float(2 * stats.t.sf(abs(est) / se, df))
+    q = float(stdtrit(df, 1 - alpha / 2))
+    p = float(2 * stdtr(df, -abs(est) / se))
     return SeedInference(est, est - q * se, est + q * se, p, float(df), se, max(V - v_prompt, 0.0) / V,
                          "; ".join(sorted(labels)), single)

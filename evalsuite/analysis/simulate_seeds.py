@@ -9,11 +9,11 @@ go through build_benchmarks, so the tests run the effect engine ``analyze`` runs
 
 Two scales for the prompt rates:
   - ``logit=False`` (default): additive on the rate, base_rate + cluster + prompt + seed shift +
-    arm × prompt noise, clipped to [0, 1] — right for mid-range rates (sd 0.03 at 12 %);
+    run × prompt noise, clipped to [0, 1] — right for mid-range rates (sd 0.03 at 12 %);
   - ``logit=True``: the same terms added on the logit of the rate, every spread and ``seed_sd`` in
     logit units — for a rare outcome, where an additive shift would push rates below 0. A seed sd of
     0.3 logits is the same relative spread as 0.03 at 12 % (0.03 / (0.12 · 0.88) ≈ 0.28): at a 1 %
-    rate it moves an arm between about 0.7 % and 1.4 % (± 2 sd).
+    rate one sd moves an arm to about 0.74 % or 1.35 %.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def null_replications(n_reps: int, seeds: int = 3, seed_sd: float = 0.03, base_r
                       seed: int = 0, logit: bool = False, cluster_spread: float = 0.05,
                       prompt_spread: float = 0.02, types: tuple = ("evil", "misleading")) -> Benchmark:
     rng = np.random.default_rng([seed, 31])
-    arms = (("none", "base"), ("none", "qa"), *((t, "qta") for t in types))
+    arms = (*ARMS[:2], *((t, "qta") for t in types))  # base, QA, one QTA arm per type
     P = n_clusters * paraphrases
     cluster = np.repeat(np.arange(n_clusters), paraphrases)
     runs = [(r, rt, pa, s) for r in range(n_reps) for rt, pa in arms for s in range(1 if pa == "base" else seeds)]

@@ -111,16 +111,21 @@ def _reference(work: Path, endpoint: FaultyEndpoint) -> tuple[Path, dict]:
     return sweep, scores
 
 
+def _run_eval(sweep: Path, endpoint: FaultyEndpoint, key: str, max_crash_retries: int):
+    """One eval task on the local cluster, waited to its end: (job, final state)."""
+    job = StageJob(sweep, "eval", key, _argvs(sweep, endpoint), _out(sweep), arm=ARM)
+    job.submit(max_crash_retries=max_crash_retries)
+    try:
+        return job, job.wait_end()
+    finally:
+        job.cancel()
+
+
 def wrong_typed(work: Path, endpoint: FaultyEndpoint, reference: dict, board: Scoreboard) -> Outcome:
     sweep = work / "wrong-typed"
     write_samples(_out(sweep))
     endpoint.reset(faults=("content_int",))
-    job = StageJob(sweep, "eval", f"{ARM}.{MODE}.0", _argvs(sweep, endpoint), _out(sweep), arm=ARM)
-    job.submit(max_crash_retries=1)
-    try:
-        state = job.wait_end()
-    finally:
-        job.cancel()
+    job, state = _run_eval(sweep, endpoint, f"{ARM}.{MODE}.0", max_crash_retries=1)
     scores, cached = _scores(sweep), list(_cache(sweep).items())
     bad = sum(not isinstance(v, str) for _, v in cached)
     (equal, lost), n = _compare(scores, reference), endpoint.injected["content_int"]
@@ -136,12 +141,7 @@ def garbage_in_cache(work: Path, endpoint: FaultyEndpoint, ref_sweep: Path, refe
     sweep = work / "outage"
     write_samples(_out(sweep))
     endpoint.reset(faults=(), outage="error_finish")
-    job = StageJob(sweep, "eval", f"{ARM}.{MODE}.0", _argvs(sweep, endpoint), _out(sweep), arm=ARM)
-    job.submit(max_crash_retries=0)
-    try:
-        outage = job.wait_end()
-    finally:
-        job.cancel()
+    _, outage = _run_eval(sweep, endpoint, f"{ARM}.{MODE}.0", max_crash_retries=0)
     cached_in_outage = len(_cache(sweep))
     # what an older version cached in that outage: garbage under every key the reference asked
     keys = sorted(k for k, _ in _cache(ref_sweep).items())
@@ -149,12 +149,7 @@ def garbage_in_cache(work: Path, endpoint: FaultyEndpoint, ref_sweep: Path, refe
     (folder / "older-version-outage.jsonl").write_text("".join(
         json.dumps({"key": k, "value": GARBAGE[i % len(GARBAGE)]}) + "\n" for i, k in enumerate(keys)))
     endpoint.reset(faults=())
-    job = StageJob(sweep, "eval", f"{ARM}.{MODE}.0-again", _argvs(sweep, endpoint), _out(sweep), arm=ARM)
-    job.submit(max_crash_retries=1)
-    try:
-        state = job.wait_end()
-    finally:
-        job.cancel()
+    job, state = _run_eval(sweep, endpoint, f"{ARM}.{MODE}.0-again", max_crash_retries=1)
     scores = _scores(sweep)
     equal, lost = _compare(scores, reference)
     said = f"[judge] {len(keys)} cached replies failed validation" in job.logs()
