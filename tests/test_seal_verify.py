@@ -244,3 +244,22 @@ def test_submit_and_resume_do_not_skip_a_finished_task_whose_sealed_files_change
     (out / "data.jsonl").write_text('{"id": 1}\n')  # lost its tail after it was finished
     assert not done(task)
     assert "data.jsonl does not hold what was sealed" in damaged_output(out)
+
+
+def test_analysis_outputs_are_sealed_and_the_demo_headline_reads_only_what_was_sealed(tmp_path):
+    from evalsuite.analysis.config import AnalysisConfig
+    from evalsuite.analysis.run import analyze
+    from evalsuite.analysis.simulate import SimSpec, simulate_sweep
+    from launch.demo_recovery import recovery_from_sweep
+    from launch.graph import damaged_output
+    from tracecause.seal import SealError
+
+    root = tmp_path / "sweep"
+    simulate_sweep(root, SimSpec.small(models=("sim-0.6b",), paradigms=("qa", "qta"), n_clusters=6, k_samples=1))
+    out = analyze(root, AnalysisConfig(resamples=100, progress=False, wandb=False, figures=False)).out_dir
+    assert damaged_output(out) == ""  # (the intact read: the reduced world test, tests/test_world_demo.py)
+    effects = out / "effects.parquet"
+    effects.write_bytes(effects.read_bytes()[:-100])  # an interrupted copy of a moved sweep
+    assert "effects.parquet does not hold what was sealed" in damaged_output(out)
+    with pytest.raises(SealError, match=r"effects\.parquet does not hold what was sealed"):
+        recovery_from_sweep(root)

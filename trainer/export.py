@@ -9,22 +9,19 @@ fencing check (tracecause.lease): an attempt whose lease was taken over never re
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from tracecause.contracts import EXPORT_META
-from tracecause.io import atomic_dir, atomic_write_json, fsync_tree, sha256_file
+from tracecause.io import atomic_dir, atomic_write_json, fsync_tree
+from tracecause.seal import weights_digest
 
 log = logging.getLogger("trainer")
 
 
 def weights_hash(folder: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")):
-        h.update(f.name.encode())
-        h.update(sha256_file(f).encode())
-    return h.hexdigest()[:16]
+    """What tracecause.json records and evalsuite re-hashes before use: one formula (tracecause.seal)."""
+    return weights_digest(folder)
 
 
 def export(engine, out: Path, model_path: str, revision: str, meta: dict, max_shard_size: str, rank: int,

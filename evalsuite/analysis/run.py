@@ -14,6 +14,7 @@ from tracecause.config import to_dict, write_resolved
 from tracecause.contracts import (EFFECT_COLUMNS, EFFECT_INFERENCE_COLUMNS, EFFECT_JUDGE_COLUMNS, EFFECTS_FILE,
                                   SweepLayout)
 from tracecause.io import atomic_dir, atomic_write_json
+from tracecause.seal import seal_files
 
 from .config import AnalysisConfig
 from .contrasts import internalisation_effects, pairwise_effects, replicate_splits, scale_effects
@@ -221,12 +222,15 @@ def analyze(root: str | Path, cfg: AnalysisConfig | None = None) -> AnalysisResu
     from evalsuite.report.build import write_report
 
     run_id = tracking.analysis_run_id(spec.name, to_dict(cfg), df) if cfg.wandb else None
-    with atomic_dir(layout.analysis, info={"effects": len(df)}, overwrite=True) as tmp:
+    info = {"effects": len(df)}
+    with atomic_dir(layout.analysis, info=info, overwrite=True) as tmp:
         df.to_parquet(tmp / EFFECTS_FILE, index=False)
         atomic_write_json(tmp / MISSING_FILE, missing)
         write_resolved(cfg, tmp, name="analysis_config")
         atomic_write_json(tmp / "sweep_analysis_spec.json", spec_dict(spec))
         write_report(root, tmp, df, missing, spec, cfg, run_id=run_id, figures=cfg.figures)
+        # the completion marker seals what readers reuse (the demo's recovery table, resume's done check)
+        info.update(seal_files(tmp, {EFFECTS_FILE: len(df), MISSING_FILE: None}))
     log.info("analysis of %s: %d effects in %.1fs", root, len(df), time.time() - t0)
     if cfg.wandb:
         try:
