@@ -251,7 +251,13 @@ def recovery_from_sweep(sweep_dir: str | Path) -> RecoveryTable:
 
     from tracecause.contracts import EFFECTS_FILE, SweepLayout
 
-    effects = pd.read_parquet(SweepLayout(Path(sweep_dir)).analysis / EFFECTS_FILE)
+    from tracecause.io import completion_info
+    from tracecause.seal import verify_seal
+
+    analysis = SweepLayout(Path(sweep_dir)).analysis
+    sealed = ((completion_info(analysis) or {}).get("files") or {}).get(EFFECTS_FILE)
+    verify_seal(analysis / EFFECTS_FILE, sealed)  # the headline reads only what the analysis finished
+    effects = pd.read_parquet(analysis / EFFECTS_FILE)
     return recovery_table(effects, well_formed_rates(sweep_dir))
 
 
