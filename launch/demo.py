@@ -6,8 +6,9 @@
 2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
    (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
 3. The recovery table (launch/demo_recovery.py) and the report (launch/demo_report.py); the last
-   lines printed are a ``study findings recovered: ...`` line, ``planted effects recovered: N of M``,
-   ``false positives: K of L`` and the report's path.
+   lines printed are a ``study findings recovered: ...`` line, ``untestable: N null(s) ...``,
+   ``planted effects recovered: N of M`` (the analysis's own Holm rows of the demo's pre-registered
+   family), ``false positives: K of L testable nulls`` and the report's path.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tracecause.io import atomic_write_json, completion_info, is_complete, mark_complete, read_json
+from tracecause.io import atomic_write_json, completion_info, is_complete, locked, mark_complete, read_json
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SWEEP = "demo"
@@ -40,7 +41,16 @@ def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tu
 
     yaml = config_path("trainer", PRETRAIN_CONFIG)
     key = base.identity([yaml.read_text(), *pretrain_overrides()])
-    root = cache_root / key
+    # two demos (or a demo and a test) at once: the second waits for the first's pre-training and
+    # takes it from the cache, where it would otherwise be refused by the trainer's lease (exit 73)
+    with locked(cache_root / f".{key}.lock"):
+        return _cached_or_pretrained(cache_root / key, yaml, threads, log)
+
+
+def _cached_or_pretrained(root: Path, yaml: Path, threads: int, log) -> tuple[Path, float]:
+    from tracecause.world import base
+
+    key = root.name
     export = root / "run" / "export"
     if is_complete(root):
         log(f"world base model: cached {export} (pre-trained in {read_json(root / 'timing.json')['seconds']:.0f} s)")
