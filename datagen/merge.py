@@ -16,7 +16,7 @@ from pathlib import Path
 from tracecause.config import to_dict
 from tracecause.contracts import DATASET_FILE, DATASET_MANIFEST, validate_dataset_record
 from tracecause.io import atomic_write_json, atomic_write_text, completion_info, mark_complete, read_json
-from tracecause.seal import seal_files, seal_problem
+from tracecause.seal import files_problem, seal_files
 
 from datagen.card import counts_table, dataset_card
 from datagen.filters import FILTERS
@@ -190,9 +190,4 @@ def refuse_damaged(plan: Plan, damaged: dict[int, str]) -> None:
 def dataset_problem(data_dir, info: dict) -> str:
     """"" while a complete dataset's files hold what its marker sealed (a marker from before seals
     recorded only dataset_hash, the sha256 of data.jsonl)."""
-    files = info.get("files") or {DATASET_FILE: {"sha256": info.get("dataset_hash")}}
-    for name, sealed in files.items():
-        problem, _ = seal_problem(data_dir / name, sealed)
-        if problem:
-            return problem
-    return ""
+    return files_problem(data_dir, info.get("files") or {DATASET_FILE: {"sha256": info.get("dataset_hash")}})

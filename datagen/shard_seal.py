@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tracecause.io import MARKER, completion_info, fsync_dir
-from tracecause.seal import seal_problem
+from tracecause.seal import files_problem
 
 RECORDS_FILE = "records.jsonl"   # one row per (pair, type) that survived
 STATS_FILE = "stats.json"
@@ -29,11 +29,7 @@ def shard_problem(folder: Path, n_types: int) -> str:
     info = completion_info(folder) or {}
     files = info.get("files")
     if files:
-        for name in (RECORDS_FILE, STATS_FILE):
-            problem, _ = seal_problem(folder / name, files.get(name))
-            if problem:
-                return problem
-        return ""
+        return files_problem(folder, {name: files.get(name) for name in (RECORDS_FILE, STATS_FILE)})
     # a shard finished before shards were sealed: its stats still say how many rows it kept
     records = folder / RECORDS_FILE
     try:

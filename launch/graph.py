@@ -109,11 +109,6 @@ def damaged_output(folder: Path) -> str:
     (tracecause.seal) that no longer re-hashes to the seal. Such a task is not done: submit and resume
     run it again, and the stage redoes the damaged unit and says so."""
     from tracecause.io import completion_info
-    from tracecause.seal import seal_problem
+    from tracecause.seal import files_problem
 
-    sealed = (completion_info(folder) or {}).get("files") or {}
-    for name, record in sealed.items():
-        problem, _ = seal_problem(folder / name, record)
-        if problem:
-            return problem
-    return ""
+    return files_problem(folder, (completion_info(folder) or {}).get("files") or {})

@@ -301,14 +301,14 @@ def confirmatory_family(section: dict, source: str, arms, modes, benchmarks: dic
     """The pre-registration the analysis will hold this sweep to: its confirmatory family enumerated from
     the design (evalsuite.analysis.family), the alpha the analysis job runs at, and the section as resolved."""
     from evalsuite.analysis.config import AnalysisConfig
-    from evalsuite.analysis.family import Design, describe_test, plan_family
-    from evalsuite.analysis.preregistration import frozen_plan
+    from evalsuite.analysis.family import Design, describe_test
+    from evalsuite.analysis.preregistration import freeze
     from evalsuite.analysis.spec import AnalysisSpec
 
     analysis = from_dict(AnalysisSpec, section, source=source, _path="analysis")
     alpha = load(AnalysisConfig, overrides=list(analysis_overrides)).alpha
-    family = plan_family(Design.from_arms(arms, modes, benchmarks), analysis)
-    return {"frozen": frozen_plan(analysis, alpha, family), "unmatched": family.unmatched,
+    family, frozen = freeze(analysis, alpha, Design.from_arms(arms, modes, benchmarks))
+    return {"frozen": frozen, "unmatched": family.unmatched,
             "tests": family.tests, "lines": [describe_test(t) for t in family.tests],
             "max_family": analysis.max_family, "alpha": alpha,
             "type_benchmark": family.type_bench, "declared": analysis.confirmatory is not None}

@@ -54,6 +54,15 @@ def seal_problem(path: str | Path, sealed: Mapping | None) -> tuple[str, str]:
     return "", found
 
 
+def files_problem(folder: str | Path, sealed_files: Mapping[str, Mapping | None]) -> str:
+    """The first of ``folder``'s sealed files (name -> seal) that no longer holds its seal ("" if none)."""
+    for name, sealed in sealed_files.items():
+        problem, _ = seal_problem(Path(folder) / name, sealed)
+        if problem:
+            return problem
+    return ""
+
+
 def verify_seal(path: str | Path, sealed: Mapping | None) -> str:
     """The sha256 of ``path``, re-hashed; SealError naming the file and both hashes if it differs."""
     problem, found = seal_problem(path, sealed)

@@ -33,6 +33,14 @@ def frozen_plan(analysis: AnalysisSpec, alpha: float, family) -> dict:
             "type_benchmark": family.type_bench}
 
 
+def freeze(analysis: AnalysisSpec, alpha: float, design):
+    """(family, the pre-registration launch writes at submit) of a design (family.Design)."""
+    from .family import plan_family
+
+    family = plan_family(design, analysis)
+    return family, frozen_plan(analysis, alpha, family)
+
+
 def read_frozen(root: Path) -> dict | None:
     path = Path(root) / ANALYSIS_PLAN_FILE
     return read_json(path) if path.is_file() else None

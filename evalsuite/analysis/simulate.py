@@ -169,14 +169,14 @@ def simulate_sweep(root: str | Path, spec: SimSpec | None = None, seed: int = 0,
     if preregister:
         from tracecause.config import from_dict
 
-        from .family import Design, plan_family
-        from .preregistration import frozen_plan
+        from .family import Design
+        from .preregistration import freeze
         from .spec import AnalysisSpec
 
         benchmarks = read_json(layout.expected)["benchmarks"]
         section = from_dict(AnalysisSpec, analysis or {}, source="simulated sweep.yaml", _path="analysis")
-        family = plan_family(Design.from_arms(arms, spec.modes, benchmarks), section)
-        atomic_write_json(layout.analysis_plan, frozen_plan(section, 0.05, family))
+        _, frozen = freeze(section, 0.05, Design.from_arms(arms, spec.modes, benchmarks))
+        atomic_write_json(layout.analysis_plan, frozen)
     for arm in arms:
         if arm.id in drop_arms:
             continue
