@@ -18,7 +18,7 @@ from tracecause.seal import seal_files
 
 from .config import AnalysisConfig
 from .contrasts import internalisation_effects, pairwise_effects, replicate_splits, scale_effects
-from .engine import EffectResult, run_linear
+from .engine import NO_SEED_TERM, EffectResult, run_linear
 from .equivalence import check_margins, with_equivalence
 from .load import build_benchmarks, discover, find_missing_cells, load_prompt_means, scorers_used
 from .distinct_seeds import require_distinct_seeds
@@ -108,7 +108,7 @@ def _ratios(results: list[EffectResult], reps: np.ndarray, alpha: float) -> list
         row["conditional_on"] = [m["arm_a"]] if row["n_seeds"] == 1 else []
         if "seed_variance" in row:  # the ratio's seed term is the bootstrap's, not the t's pooled estimate
             row["seed_variance"] = "bootstrap over each arm's own seeds" if row["n_seeds"] > 1 else \
-                "none: conditional on the training runs (one seed per arm)"
+                NO_SEED_TERM
         row.update(kind="internalisation", statistic="ratio", mode="no_think_over_think", estimate=float(est),
                    ci_lo=float(lo[0]), ci_hi=float(hi[0]), p=_ratio_p(ratio), effect_size=np.nan, t_df=np.nan,
                    method=f"two-way bootstrap (prompt clusters x {seeds}): percentile CI; p of H0 ratio = 1 "
