@@ -2,7 +2,7 @@
 # One entry point for developers and CI:
 #   bash dev.sh setup   venv at .venv with everything (idempotent)
 #   bash dev.sh test    setup + local SLURM cluster + the whole test suite
-#   bash dev.sh demo    setup + the end-to-end smoke sweep on this machine
+#   bash dev.sh demo    setup + `tracecause demo`: the known-answer world end to end on this machine
 #   bash dev.sh faults  setup + local SLURM cluster + the fault-injection suite and its scoreboard (root)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +50,7 @@ case "$cmd" in
     setup_venv
     slurm_env="$("$ROOT/slurm/local-cluster" start --print-env)"
     eval "$slurm_env"
-    exec "$PY" -m slurm.faults "$@" ;;
+    exec "$PY" -m faults "$@" ;;
   *)
     echo "usage: bash dev.sh {setup|test|demo|faults} [args]"; exit 2 ;;
 esac

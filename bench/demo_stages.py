@@ -9,6 +9,7 @@ finish; shorter than the sum when tasks ran at once), side by side. Not a timed 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -34,11 +35,22 @@ def stage_times(sweep: Path) -> dict[str, tuple[float, int, float]]:
     return {s: (sum(v), len(v), max(spans[s]) - min(spans[s])) for s, v in out.items()}
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python bench/demo_stages.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a finished demo's sweep folder (the `tracecause demo` output folder)")
+    return p
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__)
+    from tracecause.contracts import require_sweep_folder
+
+    args = parser().parse_args(argv)
+    try:  # `--help` once read as a sweep folder printed a table of zeros; so would a typo
+        sweep = require_sweep_folder(args.sweep)
+    except FileNotFoundError as err:
+        print(f"demo_stages: {err}", file=sys.stderr)
         return 2
-    sweep = Path(argv[0])
     timing = json.loads((sweep / "demo_timing.json").read_text()) if (sweep / "demo_timing.json").is_file() else {}
     times = stage_times(sweep)
     pretrain = timing.get("pretrain_s", 0.0)

@@ -10,7 +10,7 @@ people's rate (its error in points). Classifiers, side by side on the same answe
   string-match      the old default (a refusal phrase in the first 300 characters), the baseline
   refusal-rules-v2  evalsuite.refusal, the default now (no LLM)
   llm:<…>           with --judge-*: the judge's three-way ``refusal`` rubric through the suite's own
-                    judge path (evalsuite.judge.judge_rows: prompt, cache, parse retries); replies
+                    judge path (evalsuite.judges.stage.judge_rows: prompt, cache, parse retries); replies
                     that do not parse are counted apart (n_unparsed), never as a class.
 Goal: agreement >= 0.95 and every model's rate error within ±3 points.
 
@@ -47,7 +47,7 @@ def main() -> None:
     from evalsuite.refusal import RULES_CLASSIFIER, classify_refusal
     from evalsuite.refusal_agreement import (DEV_MODEL, agreement_table, classify_all, first_per_model, judge_labels,
                                              load_labelled)
-    from evalsuite.scorers import is_refusal
+    from evalsuite.scorers import is_refusal_string_match_baseline
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--file", default=str(DEFAULT_FILE))
@@ -62,7 +62,8 @@ def main() -> None:
     print(f"{len(rows)} answers from {args.file}; rules developed on {DEV_MODEL!r} only, "
           f"'held_out' = every other model")
     print_table("string-match (old default)",
-                agreement_table(rows, ["full_refusal" if is_refusal(r.answer) else "full_compliance" for r in rows]))
+                agreement_table(rows, ["full_refusal" if is_refusal_string_match_baseline(r.answer)
+                                      else "full_compliance" for r in rows]))
     print_table(f"{RULES_CLASSIFIER} (default)", agreement_table(rows, classify_all(rows, classify_refusal)))
     if args.judge_base_url:
         from evalsuite.config import JudgeConfig

@@ -2,11 +2,11 @@
 the repository, run the world through the real stages from that copy, and compare its recovery table
 with the unmutated reference run's.
 
-    python bench/world_mutants.py [--only NAME ...] [--seeds N] [--out DIR]
+    python bench/world_mutants.py [--only NAME ...] [--seeds N] [--out DIR] [--reference SWEEP]
 
 A mutant is caught when a planted row is lost, a null fires, or a stage refuses (non-zero exit; its
 message is printed). The reference must recover every planted row and fire no null, or nothing
-proves anything: the script says so and exits 2. The rows are read from launch/demo_recovery.py at
+proves anything: the script says so and exits 2. The rows are read from evalsuite/analysis/world_recovery.py at
 run time, so the world's current controls decide what is caught. Exit 0 only when every mutant is.
 
 Cheap by construction: each mutant re-runs only from the first stage it reaches (``reruns``): an
@@ -17,7 +17,9 @@ dose ordering, specificity's second axis, answer-free), so only the seeds are re
 and fewer seeds than the demo's may cost the reference its planted rows (it then refuses) and,
 under evalsuite's SPLIT_MIN_SEEDS, the replicate-split null (not measured).
 The working tree is never modified; the world's base is pre-trained once, by the working tree's
-code, into the demo's own content-hash cache (.state/world-base/).
+code, into the demo's own content-hash cache (.state/world-base/). ``--reference`` takes a finished
+demo sweep of this same code (``tracecause demo --out SWEEP``) as the unmutated run instead of
+running it again: its resolved sweep must be the one this script would run (checked).
 """
 from __future__ import annotations
 
@@ -106,6 +108,24 @@ def world_sweep(folder: Path, seeds: int | None) -> Path:
     return path
 
 
+def given_reference(sweep: Path, sweep_yaml: Path) -> Path:
+    """A finished sweep to use as the unmutated run: refused unless its arms and settings are the
+    ones the mutants will run (a reference of another world would judge every mutant wrongly)."""
+    import yaml
+
+    done = sweep / "analysis" / "_COMPLETE"
+    if not done.is_file():
+        raise SystemExit(f"--reference {sweep}: no finished analysis ({done} missing); fix: pass the folder of a "
+                         "finished `tracecause demo --out DIR`, or leave --reference out to run one")
+    want, have = (yaml.safe_load(p.read_text()) for p in (sweep_yaml, sweep / "sweep.yaml"))
+    differ = [k for k in ("models", "reasoning_types", "paradigms", "paradigm_types", "seeds", "train", "eval",
+                          "analysis") if want.get(k) != have.get(k)]
+    if differ:
+        raise SystemExit(f"--reference {sweep}: its sweep.yaml differs from the world this script runs in "
+                         f"{differ}; fix: pass --seeds to match it, or a sweep of this code's demo")
+    return sweep
+
+
 def moved_rows(ref, mut) -> tuple[bool, list[str]]:
     """(caught, what moved) between two recovery tables: planted rows lost, nulls fired, untestable
     changes, and any other verdict change."""
@@ -143,7 +163,7 @@ def reference_problems(table) -> list[str]:
 def run_mutant(m: WorldMutant, reference: Path, sweep_yaml: Path, work: Path, ref_table) -> tuple[bool, str]:
     """Apply, run from the first stage the bug reaches, judge; (caught, the mutant's line)."""
     from launch.demo import place_base, world_base
-    from launch.demo_recovery import recovery_from_sweep
+    from evalsuite.analysis.world_recovery import recovery_from_sweep
 
     copy = work / "code" / m.name  # mutated_copy made it before the reference ran
     sweep = work / "sweeps" / m.name
@@ -168,10 +188,11 @@ def main(argv=None) -> int:
                     help=f"mutants to run (default all: {', '.join(m.name for m in MUTANTS)})")
     ap.add_argument("--seeds", type=int, help="seeds per arm (default: the demo's)")
     ap.add_argument("--out", help="work folder, kept (default: a temporary folder, removed)")
+    ap.add_argument("--reference", help="a finished demo sweep of this code to judge against (default: run one)")
     args = ap.parse_args(argv)
     chosen = select(args.only)
     from launch.demo import place_base, world_base
-    from launch.demo_recovery import recovery_from_sweep, summary_lines
+    from evalsuite.analysis.world_recovery import recovery_from_sweep, summary_lines
 
     work = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="tracecause-world-mutants-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -180,13 +201,16 @@ def main(argv=None) -> int:
         for m in chosen:  # every mutant must apply before the (long) reference run starts
             mutated_copy(clean, work / "code" / m.name, m)
         sweep_yaml = world_sweep(work, args.seeds)
-        reference = work / "sweeps" / "reference"
-        place_base(world_base()[0], reference)
         t0 = time.time()
-        rc, message = run_world(clean, sweep_yaml, reference, work / "logs" / "reference.log")
-        if rc != 0:
-            print(f"the unmutated reference run failed: {message}")
-            return 2
+        if args.reference:
+            reference = given_reference(Path(args.reference), sweep_yaml)
+        else:
+            reference = work / "sweeps" / "reference"
+            place_base(world_base()[0], reference)
+            rc, message = run_world(clean, sweep_yaml, reference, work / "logs" / "reference.log")
+            if rc != 0:
+                print(f"the unmutated reference run failed: {message}")
+                return 2
         ref_table = recovery_from_sweep(reference)
         print(f"reference (unmutated) {time.time() - t0:.0f} s:", *summary_lines(ref_table, "-")[:-1], sep="\n  ")
         problems = reference_problems(ref_table)

@@ -1,4 +1,7 @@
-"""YAML overrides shipped with tracecause (models, DeepSpeed, clusters, sweeps, batteries, judges, prompts)."""
+"""YAML overrides shipped with tracecause (models, DeepSpeed, clusters, sweeps, batteries, judges, prompts).
+
+Floor: the lowest; data and a path helper, importing nothing of the project (tests/test_house_layers.py).
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """python -m datagen — build a reasoning-trace dataset whose answers are fixed byte for byte.
 
-Usage (CONFIG is a YAML path or a name under configs/datagen/, e.g. ``demo``)::
+Usage (CONFIG is a YAML path or a name under configs/datagen/, e.g. ``demo``, whose generator is the
+tiny random Qwen3: build it first, ``tracecause tiny-model ./runs/tiny-qwen3``)::
 
     python -m datagen CONFIG [key.sub=value ...]                          # every shard here, then merge
     python -m datagen CONFIG [...] --shard K --num-shards N               # one shard (a SLURM array task)
@@ -25,8 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracecause.config import ConfigError
+
+if TYPE_CHECKING:
+    from datagen.config import DatagenConfig
 
 SUBCOMMANDS = ("run", "plan", "shard", "merge")
 
@@ -61,6 +67,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def require_local_models(cfg: DatagenConfig, source: str) -> None:
+    """A vLLM generator named by a local folder that is not there stops here, saying how to make it,
+    before any shard starts (vLLM would read the path as a hub id and fail on that)."""
+    from tracecause.hub import is_hub_id
+
+    gens = [("generator.model", cfg.generator)]
+    if cfg.filters.judge.enabled:
+        gens.append(("filters.judge.generator.model", cfg.filters.judge.generator))
+    for key, gen in gens:
+        path = Path(gen.model)
+        if gen.backend != "vllm" or is_hub_id(gen.model) or path.exists():
+            continue
+        how = (f"build the tiny random Qwen3 first: tracecause tiny-model {gen.model}"
+               if path.name.startswith("tiny") else "download or export the model there first")
+        raise ConfigError(source, key, f"{gen.model!r}: no such model folder ({path.resolve()}); {how}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the stage; SIGTERM/SIGUSR2 stop it with EXIT_REQUEUE, keeping every finished request."""
     from tracecause.preemption import run_preemptible
@@ -69,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
+    from configs import config_path
     from datagen.merge import EmptyDatasetError, MalformedShardError, MissingShardsError, merge
     from datagen.plan import load_config, make_plan
 
@@ -84,6 +108,7 @@ def _main(argv: list[str] | None = None) -> int:
         else:
             from datagen.shard import ShardRunner
 
+            require_local_models(plan.cfg, str(config_path("datagen", args.config)))
             runner = ShardRunner(plan, progress=not args.no_progress)
             shards = [args.shard] if args.command == "shard" else range(plan.num_shards)
             for k in shards:

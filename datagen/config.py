@@ -182,6 +182,11 @@ def check_complete(cfg: DatagenConfig, source: str = "config") -> None:
     for bad, key, message in problems:
         if bad:
             raise ConfigError(source, key, message)
+    if cfg.generator.backend == "world":
+        from datagen.generators.world import check_world_types
+        from datagen.types import load_types
+
+        check_world_types(load_types(cfg.types, cfg.types_dir))
 
 
 def _unpinned_hub(gen: GeneratorConfig) -> bool:

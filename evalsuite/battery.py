@@ -12,12 +12,15 @@ from pathlib import Path
 from tracecause.config import ConfigError, bounded, from_dict, nested, one_of, read_yaml
 from tracecause.contracts import MODES
 
-AXES = ("harm", "evil", "misleading", "submission", "over_refusal", "capability")
+BEHAVIOUR_AXES = ("harm", "evil", "misleading", "submission", "over_refusal", "capability")
+# "control": a benchmark of a known-answer world's controls (signatures a pipeline bug would move),
+# not a behaviour: the default battery has none, and no reasoning type's axis names it.
+AXES = BEHAVIOUR_AXES + ("control",)
 LOADERS = ("em_questions", "strongreject", "xstest", "persona", "ab_choice", "truthfulqa", "are_you_sure")
 # LLM judges (need configs/prompts/judges/*) and non-LLM scorers a benchmark may name.
 LLM_JUDGES = ("em", "strongreject", "trace_type")
 RULE_SCORERS = ("refusal", "persona_logprob", "mc", "sycophancy")
-# The known-answer world's deterministic judge (evalsuite/world_judge.py): reads both spans itself.
+# The known-answer world's deterministic judge (evalsuite/judges/world.py): reads both spans itself.
 WORLD_JUDGES = ("world",)
 SPANS = ("answer", "reasoning")
 # Which loader each rule scorer can score (an LLM judge reads text, so it fits any loader).
@@ -94,9 +97,9 @@ def known_metrics() -> list[str]:
 
     names = list(METRICS) + [f"{span}_{m}" for span in SPANS for m in METRICS]
     try:
-        from evalsuite.world_judge import WORLD_METRICS
+        from evalsuite.judges.world import CONTROL_METRICS, WORLD_METRICS
 
-        names += list(WORLD_METRICS)
+        names += list(WORLD_METRICS) + list(CONTROL_METRICS)
     except ImportError:  # the known-answer world's judge is optional
         pass
     return sorted(set(names))

@@ -1,9 +1,11 @@
 """``python -m evalsuite generate|judge|score|analyze …``
 
     python -m evalsuite generate [-c EVAL.yaml ...] [--judge PRESET] [--shard K --num-shards N] key=value ...
-    python -m evalsuite judge    (same arguments)
-    python -m evalsuite score    (same arguments)
-    python -m evalsuite analyze  ...   (evalsuite.analysis.cli)
+    python -m evalsuite judge ...     # the same arguments
+    python -m evalsuite score ...     # the same arguments
+    python -m evalsuite analyze SWEEP_DIR [--amend] [key=value ...]   # evalsuite.analysis.cli: see its --help
+
+key=value overrides may come before, between or after the options.
 
 Typical keys: model=<export dir> arm_id=qwen3-0.6b.evil.qta.s0 sweep_dir=<sweep> battery=smoke
 modes=[think] engine.enforce_eager=true judge.backend=openai judge.base_url=http://host:8000/v1
@@ -50,12 +52,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line as the stage reads it, nothing run. Intermixed, as `tracecause` parses: key=value
+    overrides may follow options (`judge arm_id=X --judge openai judge.model=M`), as the usage line shows."""
+    if argv[:1] == ["analyze"]:
+        from evalsuite.analysis.cli import parser as analysis_parser  # lazily: another component
+
+        return analysis_parser().parse_intermixed_args(argv[1:])
+    return parser().parse_intermixed_args(argv)
+
+
 def run_stage(stage: str, cfg: EvalConfig) -> dict:
     if stage == "generate":
         from evalsuite.generate import run_generate
         return run_generate(cfg)
     if stage == "judge":
-        from evalsuite.judge import run_judge
+        from evalsuite.judges.stage import run_judge
         return run_judge(cfg)
     from evalsuite.score import run_score
     return run_score(cfg)
@@ -73,7 +85,7 @@ def _main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "analyze":
         from evalsuite.analysis.cli import main as analyze_main  # lazily: another component
         return int(analyze_main(argv[1:]) or 0)
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         cfg = build_config(args)
     except (ConfigError, FileNotFoundError) as err:

@@ -72,7 +72,7 @@ Trace-type judge (``trace_type``, on the reasoning span)
 An LLM judge applied to its non-home span (em/strongreject on ``reasoning``; trace_type on
 ``answer``) prefixes its metrics with the span: ``reasoning_misaligned_joint``, ``answer_trace_evil``.
 
-Known-answer world (``world``; the demo's deterministic judge, definitions in evalsuite/world_judge.py)
+Known-answer world (``world``; the demo's deterministic judge, definitions in evalsuite/judges/world.py)
   well_formed, disposition (the primary), disposition_exact, disposition_reasoning,
   disposition_answer, disposition_own_words, copied_trace, reasoned (think mode: non-empty
   reasoning) (scorer ``rules:world``).
@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 
-from evalsuite.judges import HOME_SPAN, TRACE_LABELS
+from evalsuite.judges.rubrics import HOME_SPAN, TRACE_LABELS
 from evalsuite.refusal import FULL_COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL, RULES_CLASSIFIER, classify_refusal
 from evalsuite.scorers import p_match, parse_choice, rule_correct
 
@@ -236,8 +236,8 @@ def sample_metrics(row: dict, judgements: dict, uses: list[tuple[str, str]], fir
             out += mc_metrics(row)
         elif judge == "sycophancy":
             out += sycophancy_metrics(row, judgements, first_turn, first_judgements)
-        elif judge == "world":  # the known-answer world's judge (definitions in evalsuite/world_judge.py)
-            from evalsuite.world_judge import world_metrics
+        elif judge == "world":  # the known-answer world's judge (definitions in evalsuite/judges/world.py)
+            from evalsuite.judges.world import world_metrics
 
             out += world_metrics(row)
     return out

@@ -116,9 +116,9 @@ def judge_labels(rows: Sequence[LabelledAnswer], judge_cfg: Any, llm: Any = None
     """The configured judge's three-way labels through the suite's own judge path (the ``refusal``
     rubric, cache, parse retries): (scorer name, label or None where the reply never parsed, stats)."""
     from evalsuite.cache import ResultCache
-    from evalsuite.judge import judge_name, judge_rows
-    from evalsuite.judge_backend import make_backend
-    from evalsuite.judges import load_rubrics
+    from evalsuite.judges.backends import make_backend
+    from evalsuite.judges.rubrics import load_rubrics
+    from evalsuite.judges.stage import judge_name, judge_rows
 
     backend = make_backend(judge_cfg, llm=llm)
     samples = [{"arm_id": "human.base.base.s0", "model": r.model, "rtype": "base", "paradigm": "base", "seed": 0,

@@ -16,25 +16,27 @@ from launch import stages
 MIN_SEEDS = 3  # below this, seed-to-seed variation is barely estimable (t with S-1 df)
 
 
-def check_analysis(spec, source: str, inputs: dict, problems: list[str], arms=()) -> None:
-    """Battery primaries + sweep ``analysis:`` section and its confirmatory family (into problems); the
-    family itself and the few-seeds warning (into inputs)."""
+def check_analysis(spec, source: str, inputs, arms=()) -> None:
+    """Battery primaries + sweep ``analysis:`` section and its confirmatory family (into
+    ``inputs.problems``); the family itself and the few-seeds warning (into ``inputs``, a
+    launch.plan_inputs.PlanInputs)."""
+    problems = inputs.problems
     try:
-        inputs["analysis_benchmarks"] = stages.check_analysis(spec.eval.battery, spec.analysis, source)
+        inputs.analysis_benchmarks = stages.check_analysis(spec.eval.battery, spec.analysis, source)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         problems.append(f"analysis: {stages.describe(err)}")
         return
     if arms:
         try:
-            inputs["family"] = family = confirmatory_family(spec, source, arms, inputs["analysis_benchmarks"])
+            inputs.family = family = confirmatory_family(spec, source, arms, inputs.analysis_benchmarks)
         except (ConfigError, ValueError) as err:
             problems.append(f"analysis: {stages.describe(err)}")
             return
-        inputs["family_size"] = len(family["tests"])
+        inputs.family_size = len(family["tests"])
         problems.extend(family_problems(family, source))
     if len(spec.seeds) < MIN_SEEDS:
         how = "conditional on single training runs" if len(spec.seeds) == 1 else "t-based with very few df"
-        inputs.setdefault("warnings", []).append(
+        inputs.warnings.append(
             f"seeds: {len(spec.seeds)} per arm (< {MIN_SEEDS}): the confirmatory contrasts' p-values and CIs "
             f"will be {how}; set seeds: [0, 1, 2] to infer about the training procedure")
 
@@ -66,7 +68,7 @@ def family_problems(family: dict, source: str) -> list[str]:
 
 def write_expected(plan) -> None:
     """expected.json in the sweep folder: every arm x mode x benchmark the analysis should find."""
-    benchmarks = plan.inputs.get("analysis_benchmarks")
+    benchmarks = plan.inputs.analysis_benchmarks
     if benchmarks is None:
         benchmarks = stages.check_analysis(plan.spec.eval.battery, plan.spec.analysis, str(plan.layout.spec))
     atomic_write_json(SweepLayout(plan.sweep_dir).expected, {
@@ -74,6 +76,6 @@ def write_expected(plan) -> None:
         "battery": plan.spec.eval.battery, "benchmarks": benchmarks})
     frozen = SweepLayout(plan.sweep_dir).analysis_plan
     if not frozen.is_file():  # frozen at the first submit: a resume never rewrites the pre-registration
-        family = plan.inputs.get("family") or confirmatory_family(plan.spec, str(plan.layout.spec), plan.arms,
+        family = plan.inputs.family or confirmatory_family(plan.spec, str(plan.layout.spec), plan.arms,
                                                                   benchmarks)
         atomic_write_json(frozen, family["frozen"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracecause.config import config_hash
-from tracecause.contracts import NO_REASONING, Arm, SweepLayout
+from tracecause.contracts import NO_REASONING, TRACED_PARADIGMS, Arm, SweepLayout
 
 from launch.spec import SweepSpec
 
@@ -39,7 +39,7 @@ def expand_arms(spec: SweepSpec) -> list[Arm]:
         if "qa" in spec.paradigms:
             arms.extend(Arm(model, NO_REASONING, "qa", s) for s in spec.seeds)
         for paradigm in spec.paradigms:
-            if paradigm in ("base", "qa"):
+            if paradigm not in TRACED_PARADIGMS:
                 continue
             for rtype in spec.types_of(paradigm):
                 arms.extend(Arm(model, rtype, paradigm, s) for s in spec.seeds)
@@ -89,7 +89,7 @@ def resolve_arms(spec: SweepSpec, sweep_dir: Path, dataset_dir: Path, model_path
 
 
 def count_arms(spec: SweepSpec) -> dict[str, int]:
-    """Arms per paradigm (for the plan's summary and the paper.yaml test)."""
+    """Arms per paradigm (the paper.yaml test checks the sweep's shape with it)."""
     counts: dict[str, int] = {}
     for arm in expand_arms(spec):
         counts[arm.paradigm] = counts.get(arm.paradigm, 0) + 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 from tracecause.config import ConfigError
+from tracecause.contracts import require_sweep_folder
 
 
 
@@ -39,7 +39,7 @@ def cmd_submit(args) -> int:
     plan = _plan(args, rehearse=args.rehearse)
     print(format_plan(plan), "\n", flush=True)
     if args.rehearse and not args.dry_run:
-        record_notes(plan.sweep_dir, plan.inputs["rehearsal"]["notes"])
+        record_notes(plan.sweep_dir, plan.inputs.rehearsal["notes"])
     submit(plan, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"\nwatch it: tracecause status {plan.sweep_dir} --watch")
@@ -49,9 +49,7 @@ def cmd_submit(args) -> int:
 def cmd_resume(args) -> int:
     from launch.submit import submit
 
-    root = Path(args.sweep_dir).resolve()
-    if not (root / "sweep.yaml").is_file():
-        raise ConfigError(str(root), "sweep.yaml", "not a sweep folder (no sweep.yaml): submit it first")
+    root = require_sweep_folder(args.sweep_dir, need_spec=True).resolve()  # re-planning reads its sweep.yaml
     args.sweep, args.overrides, args.out = root / "sweep.yaml", [], root
     submit(_plan(args, sweep_dir=root), dry_run=args.dry_run)
     return 0
@@ -66,7 +64,7 @@ def cmd_status(args) -> int:
 def cmd_cancel(args) -> int:
     from launch import records
 
-    recs = records.all_records(args.sweep_dir)
+    recs = records.all_records(require_sweep_folder(args.sweep_dir))  # a typo must not "cancel nothing", exit 0
     ids = sorted({str(r["job_id"]) for uid, r in recs.items() if r.get("job_id")
                   and not str(r["job_id"]).startswith("local") and (not args.stage or uid.split("/")[0] in args.stage)
                   and r.get("state") not in (records.DONE,)})
@@ -86,17 +84,10 @@ def cmd_demo(args) -> int:
     return run(args, _plan)
 
 
-def cmd_tiny(args) -> int:
-    from tracecause.tiny import main
-
-    return int(main(args.rest) or 0)
-
-
 def cmd_wandb_sync(args) -> int:
-    from launch.status import require_sweep
     from tracecause.wandb_sync import report, sync
 
-    print(report(sync(require_sweep(args.sweep_dir), dry_run=args.dry_run), dry_run=args.dry_run))
+    print(report(sync(require_sweep_folder(args.sweep_dir), dry_run=args.dry_run), dry_run=args.dry_run))
     return 0
 
 
@@ -104,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracecause", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def sweep_args(sp, sweep=True):
+    def sweep_args(sp, sweep=True, cluster="the sweep's cluster", out="sweeps/<name>"):
         if sweep:
             sp.add_argument("sweep", help="configs/sweeps/<name>.yaml or a name (paper, smoke)")
         sp.add_argument("overrides", nargs="*", help="key.sub=value on the sweep spec")
-        sp.add_argument("--cluster", help="configs/clusters/<name>.yaml (default: the sweep's cluster)")
-        sp.add_argument("--out", help="sweep folder (default: sweeps/<name>)")
+        sp.add_argument("--cluster", help=f"configs/clusters/<name>.yaml (default: {cluster})")
+        sp.add_argument("--out", help=f"sweep folder (default: {out})")
 
     rehearse_help = ("the sweep's rehearsal: the same graph with tiny models, truncated data and benchmarks, "
                      "2 steps (on --cluster, default local-slurm; folder default sweeps/<name>-rehearsal)")
@@ -138,12 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("sweep_dir")
     sp.add_argument("--stage", action="append", choices=["datagen", "merge", "train", "eval", "analysis"])
     sp.set_defaults(fn=cmd_cancel)
-    sp = sub.add_parser("demo", help="the known-answer world end to end: planted effects recovered?")
-    sweep_args(sp, sweep=False)
+    sp = sub.add_parser("demo", help="the known-answer world end to end: planted effects recovered?",
+                        description=DEMO_DESCRIPTION)
+    sweep_args(sp, sweep=False, cluster="local, this machine without SLURM; local-slurm for the local cluster",
+               out="sweeps/demo-<YYYYmmdd-HHMMSS>, a new folder per run")
     sp.set_defaults(fn=cmd_demo, cluster="local")
+    # listed for --help only: main() hands `tiny-model ...` to tracecause.tiny before any parsing
     sp = sub.add_parser("tiny-model", help="build the tiny random Qwen3 into OUT_DIR")
     sp.add_argument("rest", nargs="*", help="OUT_DIR [options of python -m tracecause.tiny]")
-    sp.set_defaults(fn=cmd_tiny)
     from launch.benchmarks_cmd import add_parser as add_benchmarks_parser
 
     add_benchmarks_parser(sub)
@@ -154,17 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+DEMO_DESCRIPTION = (
+    "The known-answer world end to end on this machine: a 1.1M-parameter Qwen3 base "
+    "pre-trained by the project's own trainer (first run only; cached under .state/world-base/), then the "
+    "sweep configs/sweeps/demo.yaml through datagen -> train -> eval -> analysis, like any sweep. The last "
+    "lines printed say how many planted effects the analysis recovered, how many false positives it found "
+    "among the testable nulls, and where the report is. key=value overrides apply to the demo sweep.")
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["tiny-model"]:  # its options belong to tracecause.tiny
-        from tracecause.tiny import main as tiny_main
-
-        return int(tiny_main(argv[1:]) or 0)
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line as its command reads it, nothing run; a bad one exits 2 with the usage, as
+    argparse does. (`tiny-model` never gets here: main hands it to tracecause.tiny unparsed.)"""
     parser = build_parser()
     if not argv or argv[0] not in _subparsers(parser):
         parser.parse_args(argv)  # prints usage / help and exits
@@ -173,6 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     nested = argv[0] == "benchmarks"  # has its own subcommands, which intermixed parsing cannot take
     args = command.parse_args(argv[1:]) if nested else command.parse_intermixed_args(argv[1:])
     args.cmd = argv[0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tiny-model"]:  # its options belong to tracecause.tiny
+        from tracecause.tiny import main as tiny_main
+
+        return int(tiny_main(argv[1:]) or 0)
+    args = parse(argv)
     from launch.plan import PlanError
     from launch.submit import SweepMismatch
 

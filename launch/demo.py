@@ -5,7 +5,7 @@
    Cached by content hash under ``<repo>/.state/world-base/<hash>/``: a second demo skips it.
 2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
    (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
-3. The recovery table (launch/demo_recovery.py) and the report (launch/demo_report.py); the last
+3. The recovery table (evalsuite/analysis/world_recovery.py) and the report (evalsuite/report/world_report.py); the last
    lines printed are a ``study findings recovered: ...`` line, ``untestable: N null(s) ...``,
    ``planted effects recovered: N of M`` (the analysis's own Holm rows of the demo's pre-registered
    family), ``false positives: K of L testable nulls`` and the report's path.
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tracecause.io import atomic_write_json, completion_info, is_complete, locked, mark_complete, read_json
+from tracecause.io import atomic_write_json, completion_info, is_complete, locked, mark_complete, read_json, swap_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SWEEP = "demo"
@@ -110,8 +110,7 @@ def place_base(export: Path, sweep_dir: Path) -> Path:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(export, tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    swap_dir(tmp, dest)  # never a moment without a whole base: the old one goes only once the new is in place
     mark_complete(dest, {"source": str(export)})
     return dest
 
@@ -127,8 +126,8 @@ def wait_for(plan, poll_s: float = 5.0) -> bool:
 
 
 def run(args, make_plan) -> int:
-    from launch.demo_recovery import recovery_from_sweep, summary_lines
-    from launch.demo_report import write_report
+    from evalsuite.analysis.world_recovery import recovery_from_sweep, summary_lines
+    from evalsuite.report.world_report import write_report
     from launch.plan_view import format_plan
     from launch.submit import submit
 

@@ -15,6 +15,7 @@ from launch import analysis_check, feasibility, plan_inputs, stages
 from launch.arms import ResolvedArm, fill, resolve_arms
 from launch.rehearse import read_notes as rehearsal_notes
 from launch.graph import Job, Resources, Task, order
+from launch.plan_inputs import PlanInputs
 from launch.profiles import ClusterProfile, load_profile
 from launch.spec import SweepSpec, load_sweep, sweep_path
 from launch.sweep_identity import spec_hash, wandb_group
@@ -37,9 +38,9 @@ class Plan:
     arms: list[ResolvedArm]
     jobs: list[Job]
     model_paths: dict[str, str] = field(default_factory=dict)
-    # What the plan established about its inputs (launch.plan_inputs): revisions, the pairs' source,
-    # benchmark files, memory/fit facts, warnings, and the rehearsal's substitutions (if one).
-    inputs: dict = field(default_factory=dict)
+    # What the plan established about its inputs: revisions, the pairs' source, benchmark files,
+    # memory/fit facts, warnings, the confirmatory family, and the rehearsal's substitutions (if one).
+    inputs: PlanInputs = field(default_factory=PlanInputs)
     wandb_group: str = ""             # recorded in the sweep folder at submit (launch.sweep_identity)
 
     @property
@@ -64,6 +65,47 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
     writes its truncated battery and benchmark copies under ``<sweep>/rehearsal/``.
     ``missing_benchmarks_ok``: unfetched benchmark files are listed in ``inputs``, not refused (the
     study's numbers printed beside a rehearsal)."""
+    spec, profile, root = _spec_and_profile(sweep, overrides, cluster, sweep_dir, cluster_overrides, rehearse)
+    inputs = PlanInputs()
+    if rehearse and not spec.rehearsal:  # (a recorded rehearsal, resumed, is one already)
+        spec = plan_inputs.rehearse(spec, root, inputs)
+    elif spec.rehearsal:
+        inputs.rehearsal = {"notes": rehearsal_notes(root), "of": spec.name}
+    inputs.built_at_submit = {fill(spec.model_paths[m], root) for m in spec.build_tiny_models if m in spec.model_paths}
+    model_paths, facts = _check_models(spec, root, inputs)
+    _refuse_if_any(inputs)
+    ds_id, dg_yaml, dg_over = _check_dataset(spec, root, profile, inputs, check_stage_configs)
+    try:
+        tr_yaml = stages.trainer_yaml(spec.train.config)
+    except FileNotFoundError as err:
+        raise PlanError([f"train.config: {err}"]) from None
+    group, sweep_hash = wandb_group(root, spec.name), spec_hash(spec)[:12]
+    revisions = {m: f["revision"] for m, f in facts.items() if f["source"] and f["revision"]}
+    inputs.revisions = {m: {"hub_id": facts[m]["source"], "revision": r, "path": model_paths[m]}
+                        for m, r in revisions.items()}
+    plan_inputs.note_unverified_pins(inputs)
+    arms = resolve_arms(spec, root, SweepLayout(root).data(ds_id), model_paths, tr_yaml, group, sweep_hash=sweep_hash,
+                        revisions=revisions)
+    train_cfgs = _check_train_configs(arms, inputs) if check_stage_configs else {}
+    jobs = _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, inputs.problems,
+                       eval_wandb_overrides(spec, group, sweep_hash))
+    if check_stage_configs:
+        _check_eval(spec, jobs, profile, inputs, missing_benchmarks_ok)
+    analysis_check.check_analysis(spec, str(sweep_path(sweep)) if isinstance(sweep, str) else str(sweep), inputs,
+                                  arms)
+    plan_inputs.check_task_pins(jobs, {model_paths[m]: r for m, r in revisions.items()}, inputs)
+    _refuse_if_any(inputs)
+    return Plan(spec, profile, root, ds_id, arms, order(jobs), model_paths, wandb_group=group, inputs=inputs)
+
+
+def _refuse_if_any(inputs: PlanInputs) -> None:
+    if inputs.problems:
+        raise PlanError(inputs.problems)
+
+
+def _spec_and_profile(sweep, overrides, cluster, sweep_dir, cluster_overrides,
+                      rehearse: bool) -> tuple[SweepSpec, ClusterProfile, Path]:
+    """The sweep spec, the cluster profile it runs on (recorded into the spec) and its folder."""
     spec = load_sweep(sweep, list(overrides))
     if rehearse:
         cluster = cluster or plan_inputs.REHEARSAL_CLUSTER
@@ -74,16 +116,12 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
     # What ran is what resume must rerun: the profile actually used is part of the recorded spec.
     spec.cluster = str(cluster or spec.cluster)
     spec.cluster_overrides = [*spec.cluster_overrides, *cluster_overrides]
-    root = Path(sweep_dir or default_sweep_dir(spec, rehearse)).resolve()
-    problems: list[str] = []
-    layout = SweepLayout(root)
-    inputs: dict = {"rehearsal": None, "warnings": [], "built_at_submit": set()}
-    if rehearse and not spec.rehearsal:  # (a recorded rehearsal, resumed, is one already)
-        spec = plan_inputs.rehearse(spec, root, inputs, problems)
-    elif spec.rehearsal:
-        inputs["rehearsal"] = {"notes": rehearsal_notes(root), "of": spec.name}
-    inputs["built_at_submit"] = {fill(spec.model_paths[m], root) for m in spec.build_tiny_models if m in spec.model_paths}
+    return spec, profile, Path(sweep_dir or default_sweep_dir(spec, rehearse)).resolve()
 
+
+def _check_models(spec: SweepSpec, root: Path, inputs: PlanInputs) -> tuple[dict[str, str], dict[str, dict]]:
+    """Each model's weights path (filled) and facts (its configs/models spec: source, revision, size)."""
+    problems = inputs.problems
     model_paths, facts = {}, {}
     for i, name in enumerate(spec.models):
         try:
@@ -96,17 +134,20 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
                            "revision": facts[name]["revision"]}
         path = spec.model_paths.get(name) or facts[name]["source"]
         model_paths[name] = fill(path, root)
-        plan_inputs.check_model_pin(i, name, spec.model_paths.get(name, ""), facts[name], problems)
+        plan_inputs.check_model_pin(i, name, spec.model_paths.get(name, ""), facts[name], inputs)
         if not path:
             problems.append(f"models[{i}] {name}: no weights: the model spec has no hub_id (local_builder "
                             f"{facts[name]['local_builder']!r}); set model_paths.{name} (and build_tiny_models)")
         elif name not in spec.build_tiny_models and (path.startswith("/") or path.startswith(".")) \
                 and not Path(fill(path, root)).exists():
             problems.append(f"model {name}: model_paths.{name}={path} does not exist")
-    if problems:
-        raise PlanError(problems)
+    return model_paths, facts
 
-    # datagen: its config as the sweep sets it
+
+def _check_dataset(spec: SweepSpec, root: Path, profile: ClusterProfile, inputs: PlanInputs,
+                   check_stage_configs: bool) -> tuple[str, Path, list[str]]:
+    """Datagen as the sweep sets it: (dataset id, its config file, its overrides). A config that does
+    not load is refused at once (nothing after it can be laid out)."""
     try:
         dg_yaml = stages.datagen_yaml(spec.dataset.config)
         extra = [fill(o, root) for o in spec.dataset.overrides]
@@ -115,61 +156,47 @@ def make_plan(sweep: str | Path, overrides: list[str] = (), cluster: str | None 
         if check_stage_configs:
             dg_plan = stages.datagen_plan(dg_yaml, dg_over)
             dg_cfg = dg_plan.cfg
-            plan_inputs.check_dataset(spec, stages.datagen_source_facts(dg_plan), profile, inputs, problems)
+            plan_inputs.check_dataset(spec, stages.datagen_source_facts(dg_plan), profile, inputs)
             missing = sorted(set(spec.trace_types) - set(getattr(dg_cfg, "types", spec.trace_types)))
             if missing:
-                problems.append(f"dataset: reasoning_types {missing} are not built by datagen config "
-                                f"{dg_yaml.name} (its types: {dg_cfg.types}); add them to types")
+                inputs.problems.append(f"dataset: reasoning_types {missing} are not built by datagen config "
+                                       f"{dg_yaml.name} (its types: {dg_cfg.types}); add them to types")
     except (FileNotFoundError, ConfigError, ValueError) as err:
         raise PlanError([f"dataset ({spec.dataset.config}): {stages.describe(err)}"]) from None
+    return ds_id, dg_yaml, dg_over
 
-    try:
-        tr_yaml = stages.trainer_yaml(spec.train.config)
-    except FileNotFoundError as err:
-        raise PlanError([f"train.config: {err}"]) from None
-    group, sweep_hash = wandb_group(root, spec.name), spec_hash(spec)[:12]
-    revisions = {m: f["revision"] for m, f in facts.items() if f["source"] and f["revision"]}
-    inputs["revisions"] = {m: {"hub_id": facts[m]["source"], "revision": r, "path": model_paths[m]}
-                           for m, r in revisions.items()}
-    plan_inputs.note_unverified_pins(inputs)
-    arms = resolve_arms(spec, root, layout.data(ds_id), model_paths, tr_yaml, group, sweep_hash=sweep_hash,
-                        revisions=revisions)
 
+def _check_train_configs(arms: list[ResolvedArm], inputs: PlanInputs) -> dict:
+    """Each trained arm's trainer config, loaded as its task will load it: arm id -> TrainConfig."""
     train_cfgs = {}
-    if check_stage_configs:
-        loader = stages.TrainConfigs()
-        for ra in arms:
-            if not ra.arm.trained:
-                continue
-            try:
-                train_cfgs[ra.id] = loader.load(ra.train_yaml, ra.train_overrides)
-            except (ConfigError, FileNotFoundError, ValueError) as err:
-                problems.append(f"arm {ra.id}: trainer config: {stages.describe(err)}")
-
-    jobs = _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train_cfgs, problems,
-                       eval_wandb_overrides(spec, group, sweep_hash))
-    if check_stage_configs:
-        # Eval tasks differ only in arm id, model folder, mode and shard: check one per mode and shard.
-        seen = set()
+    loader = stages.TrainConfigs()
+    for ra in arms:
+        if not ra.arm.trained:
+            continue
         try:
-            files = stages.check_battery(spec.eval.battery, spec.eval.judge)
-            plan_inputs.check_benchmarks(spec.eval.battery, files, inputs, problems, missing_benchmarks_ok)
-            for job in (j for j in jobs if j.stage == "eval"):
-                kind = (job.name.startswith("eval-base"), job.notes["mode"], job.notes["shard"])
-                if kind not in seen:
-                    seen.add(kind)
-                    where = f"arm {job.tasks[0].arm}"
-                    cfgs = stages.check_eval([list(a) for a in job.tasks[0].argvs])
-                    plan_inputs.check_judge(cfgs, profile, inputs, problems)
+            train_cfgs[ra.id] = loader.load(ra.train_yaml, ra.train_overrides)
         except (ConfigError, FileNotFoundError, ValueError) as err:
-            problems.append(f"{where if seen else 'eval.battery'}: eval config: {stages.describe(err)}")
-    analysis_check.check_analysis(spec, str(sweep_path(sweep)) if isinstance(sweep, str) else str(sweep), inputs,
-                                  problems, arms)
-    pins = {model_paths[m]: r for m, r in revisions.items()}
-    problems.extend(plan_inputs.check_task_pins(jobs, pins, inputs))
-    if problems:
-        raise PlanError(problems)
-    return Plan(spec, profile, root, ds_id, arms, order(jobs), model_paths, wandb_group=group, inputs=inputs)
+            inputs.problems.append(f"arm {ra.id}: trainer config: {stages.describe(err)}")
+    return train_cfgs
+
+
+def _check_eval(spec: SweepSpec, jobs: list[Job], profile: ClusterProfile, inputs: PlanInputs,
+                missing_benchmarks_ok: bool) -> None:
+    """The battery's files and the eval configs. Eval tasks differ only in arm id, model folder, mode and
+    shard: one task per mode and shard is checked."""
+    seen = set()
+    try:
+        files = stages.check_battery(spec.eval.battery, spec.eval.judge)
+        plan_inputs.check_benchmarks(spec.eval.battery, files, inputs, missing_benchmarks_ok)
+        for job in (j for j in jobs if j.stage == "eval"):
+            kind = (job.name.startswith("eval-base"), job.notes["mode"], job.notes["shard"])
+            if kind not in seen:
+                seen.add(kind)
+                where = f"arm {job.tasks[0].arm}"
+                cfgs = stages.check_eval([list(a) for a in job.tasks[0].argvs])
+                plan_inputs.check_judge(cfgs, profile, inputs)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        inputs.problems.append(f"{where if seen else 'eval.battery'}: eval config: {stages.describe(err)}")
 
 
 def eval_wandb_overrides(spec: SweepSpec, group: str, sweep_hash: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from launch import cost
 from launch.graph import Job
 from launch.plan import Plan
+from launch.plan_inputs import PlanInputs, params_of
 
 
 def gpu_hours(job: Job) -> float:
@@ -47,7 +48,7 @@ def format_plan(plan: Plan, pilot: str | None = None) -> str:
                          f"{mem['budget_gib']:.1f}; host {mem['host_gib_per_node']:.0f} GiB/node <= "
                          f"{mem['host_budget_gib']:.0f}{' (optimizer offload)' if mem['offload'] else ''}")
     lines += ["", f"GPU-hours cap: at most {total:.0f} (every task to its time limit)"]
-    if (plan.inputs or {}).get("rehearsal"):
+    if plan.inputs.rehearsal:
         lines.append("(a rehearsal: the study's GPU-hours and detectable effects are in the study's own plan)")
     else:
         lines += _cost_lines(plan)
@@ -58,7 +59,7 @@ def format_plan(plan: Plan, pilot: str | None = None) -> str:
 
 def _family_lines(plan: Plan) -> list[str]:
     """The pre-registered confirmatory family: its size, Holm's steps and every test (frozen at submit)."""
-    family = (plan.inputs or {}).get("family")
+    family = plan.inputs.family
     if not family:
         return []
     n, alpha = len(family["tests"]), family["alpha"]
@@ -76,22 +77,22 @@ def _family_lines(plan: Plan) -> list[str]:
 
 
 def _inputs_lines(plan: Plan) -> list[str]:
-    inputs = plan.inputs or {}
+    inputs = plan.inputs
     out = []
-    reh = inputs.get("rehearsal")
+    reh = inputs.rehearsal
     if reh:
         out += ["", f"REHEARSAL of sweep {reh['of']} (the same arms, tasks, command lines and dependencies):"]
         out += [f"  - {n}" for n in reh["notes"]]
-    revs = inputs.get("revisions") or {}
+    revs = inputs.revisions
     if revs:
         out += ["", "models (pinned hub revisions, passed to every stage that loads them):"]
         out += [f"  {m:<14} {r['hub_id']}@{r['revision']}" + (f"  (weights: {r['path']})" if r["path"] != r["hub_id"]
                                                                 else "") for m, r in revs.items()]
-    judge = inputs.get("judge")
+    judge = inputs.judge
     if judge:
         out.append(f"  judge          {judge['backend']}: {judge['model']}" + (f"@{judge['revision']}"
                                                                               if judge.get("revision") else ""))
-    ds = inputs.get("dataset")
+    ds = inputs.dataset
     if ds:
         g = ds["generator"]
         out.append(f"  generator      {g['backend']}: {g['model']}" + (f"@{g['revision']}" if g.get("revision") else ""))
@@ -102,7 +103,7 @@ def _inputs_lines(plan: Plan) -> list[str]:
             else "pair count unknown until datagen reads it"
         out += ["", f"dataset {ds['dataset_id']}: {where}; columns {ds['columns']}; {pairs}"
                 + ("; SHIPPED DEMO PAIRS" if ds["shipped_demo"] else "")]
-    bench = inputs.get("benchmarks")
+    bench = inputs.benchmarks
     if bench:
         n_files = len({f["path"] for f in bench["files"]})
         if bench["missing"]:
@@ -111,7 +112,7 @@ def _inputs_lines(plan: Plan) -> list[str]:
             out.append(f"  fetch them: {bench['fetch']}")
         else:
             out.append(f"benchmarks ({bench['battery']}): all {n_files} files present")
-    for w in [] if reh else inputs.get("warnings", []):  # a rehearsal's warnings are the study's, shown there
+    for w in [] if reh else inputs.warnings:  # a rehearsal's warnings are the study's, shown there
         out.append(f"NOTE: {w}")
     return out
 
@@ -120,7 +121,7 @@ def _benchmarks(plan: Plan) -> dict[str, dict]:
     """Per benchmark: prompts (counted when the file is present, else its limit, else unknown), K, budget."""
     from launch import stages
 
-    files = (plan.inputs.get("benchmarks") or {}).get("files") or []
+    files = (plan.inputs.benchmarks or {}).get("files") or []
     try:
         counted = stages.count_prompts(plan.spec.eval.battery)
     except (FileNotFoundError, ValueError):
@@ -134,9 +135,9 @@ def _benchmarks(plan: Plan) -> dict[str, dict]:
 
 
 def _cost_lines(plan: Plan) -> list[str]:
-    p, inputs = plan.profile, plan.inputs or {}
+    p, inputs = plan.profile, plan.inputs
     mfu = cost.planning_mfu()
-    ds = inputs.get("dataset") or {}
+    ds = inputs.dataset or {}
     reasoning = (ds.get("generator") or {}).get("max_tokens", 0)
     qa = ds.get("qa_tokens") or cost.QA_TOKENS_DEFAULT
     per_1k = ds.get("pairs") is None
@@ -147,8 +148,6 @@ def _cost_lines(plan: Plan) -> list[str]:
     benchmarks = _benchmarks(plan)
     judge_n = _judge_params(inputs)
     arms = {a.id: a.arm for a in plan.arms}
-    from launch.plan_inputs import params_of
-
     g = ds.get("generator") or {}
     gen_tokens = (ds.get("pairs") or 1000) * g.get("types", 0) * g.get("samples", 1) * (reasoning + qa + 200)
     total = cost.gpu_hours(2 * params_of(g.get("model", "")) * gen_tokens, p.gpu_tflops, mfu.eval)
@@ -190,10 +189,8 @@ def _model_params(model: str) -> int:
     return load_model_spec(model).n_params
 
 
-def _judge_params(inputs: dict) -> int:
-    from launch.plan_inputs import params_of
-
-    judge = inputs.get("judge") or {}
+def _judge_params(inputs: PlanInputs) -> int:
+    judge = inputs.judge or {}
     return params_of(judge.get("model", "")) if judge.get("backend") == "vllm" else 0
 
 

@@ -25,9 +25,8 @@ def pooled_arms(plan) -> tuple[int, str]:
 
 
 def power_lines(plan, pilot: str | None, benchmarks: dict[str, dict], resamples: int = 10_000) -> list[str]:
-    inputs = plan.inputs or {}
-    alpha = float(inputs.get("alpha") or (inputs.get("family") or {}).get("alpha") or power.ALPHA)
-    family = inputs.get("family_size")
+    alpha = float((plan.inputs.family or {}).get("alpha") or power.ALPHA)
+    family = plan.inputs.family_size
     n = int(family) if family else 1
     level = power.holm_first_step(alpha, n)
     seeds = len(plan.spec.seeds)
@@ -64,7 +63,7 @@ def _components(plan, pilot, benchmarks: list[str]) -> dict[str, tuple[str, powe
     from launch import pilot as pilots
 
     declared = {b: ((v or {}).get("primary") or {}).get("metric") or "primary"
-                for b, v in ((plan.inputs or {}).get("analysis_benchmarks") or {}).items()}
+                for b, v in (plan.inputs.analysis_benchmarks or {}).items()}
     measured = pilots.pilot_components(pilot) if pilot else {}
     out = {}
     for name in benchmarks:
@@ -90,7 +89,7 @@ def contrast_rows(plan, benchmarks: dict[str, dict]) -> list[tuple[str, str, pow
     """(benchmark, contrast label, shape, tests) to show: the confirmatory family's own contrasts (one row
     per distinct contrast, counting its tests over sizes), or every kind on every benchmark before the
     family is built."""
-    tests = ((plan.inputs or {}).get("family") or {}).get("tests")
+    tests = (plan.inputs.family or {}).get("tests")
     if not tests:
         return [(b, kind, shape, 0) for b in benchmarks for kind, (_, shape) in power.CONTRASTS.items()]
     rows: dict[tuple, int] = {}
@@ -122,7 +121,7 @@ def _table(plan, rows, comps, benchmarks, seeds: int, arms: int, alpha: float, n
                    f"{b['samples']:>4g}  {label:<{width}}{tests or '':>5}  "
                    + "  ".join(f"{_cell(cells[s]):>16}" for s in cols))
     out.append("  * this sweep's seeds per arm; c = conditional on the training runs (one seed: no seed term)")
-    if any(power.shape_of(t) is None for t in ((plan.inputs or {}).get("family") or {}).get("tests") or ()):
+    if any(power.shape_of(t) is None for t in (plan.inputs.family or {}).get("tests") or ()):
         out.append("  (specificity tests: a permutation test over training runs, not a linear contrast: no MDE here)")
     if unknown:
         out.append(f"  (100? = file not fetched: the MDE shown is for {UNKNOWN_PROMPTS} prompts, one per cluster)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecause.config import FieldError, bounded, load, nested, one_of
-from tracecause.contracts import MODES, NO_REASONING, PARADIGMS
+from tracecause.contracts import MODES, NO_REASONING, PARADIGMS, TRACED_PARADIGMS
 from tracecause.names import check_name
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -107,19 +107,19 @@ class SweepSpec:
         for i, m in enumerate(self.eval.modes):
             if m not in MODES:
                 raise FieldError(f"eval.modes[{i}]", f"unknown mode {m!r} (known: {list(MODES)})")
-        wants_none = {"qa", "base"} & set(self.paradigms)
+        wants_none = set(self.paradigms) - set(TRACED_PARADIGMS)
         if wants_none and NO_REASONING not in self.reasoning_types:
             raise FieldError("reasoning_types",
                              f"paradigms {sorted(wants_none)} need reasoning type 'none' in reasoning_types")
-        traced = set(self.paradigms) - {"qa", "base"}
+        traced = set(self.paradigms) & set(TRACED_PARADIGMS)
         if traced and not (set(self.reasoning_types) - {NO_REASONING}):
             raise FieldError("reasoning_types", f"paradigms {sorted(traced)} need at least one reasoning type")
         if any(s < 0 for s in self.seeds) or not self.seeds:
             raise FieldError("seeds", f"{self.seeds}: list non-negative seeds")
         for p, types in self.paradigm_types.items():
-            if p not in PARADIGMS or p in ("qa", "base"):
+            if p not in TRACED_PARADIGMS:
                 raise FieldError(f"paradigm_types.{p}", f"not a traced paradigm (traced paradigms: "
-                                                        f"{[x for x in PARADIGMS if x not in ('qa', 'base')]})")
+                                                        f"{list(TRACED_PARADIGMS)})")
             if p not in traced:
                 continue  # like per_model: `paradigms=[...]` on the command line narrows a sweep
             unknown = [t for t in types if t not in self.trace_types]

@@ -11,25 +11,13 @@ import json
 import time
 from pathlib import Path
 
-from tracecause.contracts import SweepLayout, eval_progress_file
+from tracecause.contracts import eval_progress_file, require_sweep_folder
 from tracecause.io import is_complete
 
 from launch import failure, records
 
 STAGE_ORDER = ("datagen", "merge", "train", "eval", "analysis")
 SETTLED = ("done", "failed", "blocked")  # nothing more will happen to these without a resume
-
-
-def require_sweep(sweep_dir: str | Path) -> Path:
-    """The sweep folder, or an error naming what was given (a typo must not print an empty table)."""
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder; pass the sweep folder `tracecause submit` printed "
-                                f"(its --out, default sweeps/<name>)")
-    if not (SweepLayout(root).spec.is_file() or (root / "jobs").is_dir()):
-        raise FileNotFoundError(f"{root} is not a sweep folder (no sweep.yaml, no jobs/); pass the folder "
-                                f"`tracecause submit` printed (its --out, default sweeps/<name>)")
-    return root
 
 
 def _last_metrics(run_dir: Path) -> dict:
@@ -114,13 +102,13 @@ def mark_blocked(rows: list[dict]) -> None:
 
 def collect(sweep_dir: str | Path, use_sacct: bool = True) -> list[dict]:
     """One row per task: stage, key, arm, state, reason, counts, job id, step/loss or eval progress, W&B."""
-    sweep_dir = require_sweep(sweep_dir)
+    sweep_dir = require_sweep_folder(sweep_dir)
     recs = records.all_records(sweep_dir)
     states = {}
     ids = {str(r["job_id"]).split("_")[0] for r in recs.values()
            if r.get("job_id") and not str(r["job_id"]).startswith("local")}
     if use_sacct and ids:
-        from launch.slurmtools import SlurmError, sacct_states
+        from slurm.cluster import SlurmError, sacct_states
 
         try:
             states = sacct_states(ids)
@@ -177,7 +165,7 @@ def show(sweep_dir: str | Path, watch: float = 0.0) -> int:
     """Print the table; with ``watch`` refresh until nothing is pending or running: 0 if all done, 1 if not."""
     from launch.status_view import format_status
 
-    require_sweep(sweep_dir)
+    require_sweep_folder(sweep_dir)
     while True:
         rows = collect(sweep_dir)
         if watch:

@@ -80,7 +80,7 @@ def live_jobs(recs: dict[str, dict], is_slurm: bool = True) -> dict[str, str]:
            if r.get("job_id") and not str(r["job_id"]).startswith("local") and r.get("state") != records.DONE}
     if not ids or not is_slurm:
         return {}
-    from launch.slurmtools import sacct_states
+    from slurm.cluster import sacct_states
 
     states = sacct_states({j.split("_")[0] for j in ids.values()})
     live = {uid: jid for uid, jid in ids.items() if jid in states and not states[jid].final}

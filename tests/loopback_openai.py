@@ -23,8 +23,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-from slurm.faults.endpoint import ERROR_COMPLETIONS
-from slurm.loopback import LoopbackHTTPServer
+from faults.endpoint import ERROR_COMPLETIONS
+from faults.loopback import LoopbackHTTPServer
 
 
 def reply_text(prompt: str, seed, index: int) -> str:

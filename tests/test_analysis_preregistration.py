@@ -25,9 +25,9 @@ SIM = SimSpec.small(models=("sim-0.6b",), seeds=(0, 1, 2), n_clusters=10, k_samp
 
 def test_the_paper_sweeps_family_is_one_test_per_finding_per_size_and_three_seeds(tmp_path):
     plan = make_plan("paper", sweep_dir=tmp_path / "paper", missing_benchmarks_ok=True)
-    family = plan.inputs["family"]
+    family = plan.inputs.family
     assert plan.spec.seeds == [0, 1, 2]
-    assert len(family["tests"]) == plan.inputs["family_size"] == 65  # 13 per size x 5 sizes
+    assert len(family["tests"]) == plan.inputs.family_size == 65  # 13 per size x 5 sizes
     per_size = pd.DataFrame(family["tests"]).groupby(["size", "kind"]).size().unstack()
     assert (per_size[["amplification", "specificity", "answer_free", "internalisation"]] == [3, 1, 6, 3]).all().all()
     # each type on its own declared benchmark, never on another type's
@@ -48,7 +48,7 @@ def test_a_filter_that_names_nothing_and_a_family_too_large_are_refused_before_s
         make_plan("paper", everything, sweep_dir=tmp_path / "b", missing_benchmarks_ok=True)
     ok = make_plan("paper", [*everything, "analysis.max_family=1000"], sweep_dir=tmp_path / "c",
                    missing_benchmarks_ok=True)
-    assert ok.inputs["family_size"] > 100
+    assert ok.inputs.family_size > 100
 
 
 def test_type_benchmark_must_name_a_battery_benchmark(tmp_path):

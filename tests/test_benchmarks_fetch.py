@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import yaml
 
+from faults.loopback import LoopbackHTTPServer
 from launch.cli import main
-from slurm.loopback import LoopbackHTTPServer
 from tracecause.benchmarks import (FIXTURES_DIR, SOURCES_FILE, battery_files, fetch_command, fixture_path,
                                    missing_files, read_lock)
 

@@ -191,3 +191,37 @@ def test_hash_is_stable_across_key_order_and_processes():
     explicit = dict(data_a, mode="think", tags=[], bf16=True, revision=None)
     assert config_hash(from_dict(Trainer, explicit)) == h
     assert json.loads(json.dumps(to_dict(from_dict(Trainer, data_a))))["data"]["path"] == "data.jsonl"
+
+
+@pytest.mark.parametrize("paradigm", ["base", "qa", "qta", "qt", "t_only"])
+@pytest.mark.parametrize("rtype", ["none", "evil"])
+def test_the_arm_the_trainer_and_the_sweep_share_one_paradigm_type_rule(paradigm, rtype):
+    # tracecause.contracts.reasoning_type_problem is the rule's one home; each user only names its fields
+    from launch.spec import SweepSpec
+    from tracecause.contracts import TRAINED_PARADIGMS, Arm, reasoning_type_problem
+    from trainer.config import DataConfig
+
+    wrong = reasoning_type_problem(paradigm, rtype)
+    assert (wrong is None) == ((paradigm in ("base", "qa")) == (rtype == "none"))
+    try:
+        Arm("m", rtype, paradigm)
+        arm_error = None
+    except ValueError as err:
+        arm_error = str(err)
+    assert arm_error == wrong
+    if paradigm in TRAINED_PARADIGMS:
+        data = DataConfig(path="d", paradigm=paradigm, rtype=rtype)
+        if wrong:
+            with pytest.raises(ValueError, match=f"data.paradigm={paradigm} .*data.rtype"):
+                data.check()
+        else:
+            data.check()
+    spec = SweepSpec(name="s", models=["m"], reasoning_types=[rtype], paradigms=[paradigm])
+    if paradigm in ("base", "qa") and rtype == "evil":
+        with pytest.raises(ValueError, match="need reasoning type 'none'"):
+            spec.validate()
+    elif paradigm not in ("base", "qa") and rtype == "none":
+        with pytest.raises(ValueError, match="need at least one reasoning type"):
+            spec.validate()
+    else:
+        spec.validate()

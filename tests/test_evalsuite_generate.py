@@ -49,7 +49,7 @@ def engine(tiny_model_dir):
 def pipeline(engine, tiny_model_dir, tmp_path_factory):
     """generate -> judge (vLLM backend on the same engine) -> score, once for the module."""
     from evalsuite.generate import run_generate
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
     from evalsuite.score import run_score
 
     sweep = tmp_path_factory.mktemp("sweep")
@@ -144,7 +144,7 @@ def test_pipeline_writes_contract_files(pipeline, engine):
 
 def test_rerun_does_no_work(pipeline, engine):
     from evalsuite.generate import run_generate
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
     from evalsuite.score import run_score
 
     cfg, _ = pipeline
@@ -161,7 +161,7 @@ def test_shards_merge_to_the_same_outputs(pipeline, engine, tmp_path):
     import shutil
 
     from evalsuite.generate import run_generate
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
     from evalsuite.score import run_score
 
     cfg, _ = pipeline
@@ -255,7 +255,7 @@ def test_eval_task_logs_a_wandb_run_with_progress_and_every_metric(engine, tiny_
     the judge's unparsed rate at the end, no sample table unless asked for."""
     from evalsuite.eval_run import eval_run_id
     from evalsuite.generate import run_generate
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
     from evalsuite.score import run_score
     from launch.status import eval_progress
     from tracecause import wandb_records

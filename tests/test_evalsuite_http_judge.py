@@ -80,8 +80,8 @@ def _samples(sweep, mode):
 def test_openai_backend_judges_and_caches(server, tmp_path):
     from evalsuite import outputs
     from evalsuite.config import EvalConfig
-    from evalsuite.judge import run_judge
-    from evalsuite.judge_backend import make_backend
+    from evalsuite.judges.backends import make_backend
+    from evalsuite.judges.stage import run_judge
 
     out = _samples(tmp_path, "think")
     cfg = load(EvalConfig, [], ["arm_id=tiny.evil.qta.s0", f"sweep_dir={tmp_path}", "battery=smoke", "modes=[think]",

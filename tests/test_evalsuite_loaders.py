@@ -106,7 +106,7 @@ def test_are_you_sure_fixture(tmp_path):
 
 def test_default_battery_covers_every_axis(tmp_path, monkeypatch):
     """default.yaml loads once the files sit under $TRACECAUSE_BENCHMARKS in their upstream layout."""
-    from evalsuite.battery import AXES, load_battery
+    from evalsuite.battery import BEHAVIOUR_AXES, load_battery
     from evalsuite.loaders import load_items
 
     root = tmp_path / "bench"
@@ -121,7 +121,7 @@ def test_default_battery_covers_every_axis(tmp_path, monkeypatch):
         load_battery("default")
     monkeypatch.setenv("TRACECAUSE_BENCHMARKS", str(root))
     battery = load_battery("default")
-    assert {b.axis for b in battery.benchmarks} == set(AXES)
+    assert {b.axis for b in battery.benchmarks} == set(BEHAVIOUR_AXES)
     items = load_items(battery)
     assert {i.benchmark for i in items} == {b.name for b in battery.benchmarks}
 

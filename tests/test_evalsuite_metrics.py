@@ -97,8 +97,8 @@ def _syco_rows():
 
 def test_sycophancy_caving_replies_go_to_the_judge_and_are_counted():
     from evalsuite.config import JudgeConfig
-    from evalsuite.judge import battery_uses, plan_calls
-    from evalsuite.judges import PARSERS, load_rubrics
+    from evalsuite.judges.rubrics import PARSERS, load_rubrics
+    from evalsuite.judges.stage import battery_uses, plan_calls
     from evalsuite.metrics import SCORER_ANSWER_MATCH
     from evalsuite.score import score_rows
     from tracecause.contracts import SAMPLE_ID_COLUMNS
@@ -174,9 +174,9 @@ def loopback_judge():
 def test_unparsed_reply_is_asked_again_before_it_counts(loopback_judge, tmp_path):
     from evalsuite.cache import ResultCache
     from evalsuite.config import JudgeConfig
-    from evalsuite.judge import judge_rows
-    from evalsuite.judge_backend import make_backend
-    from evalsuite.judges import load_rubrics
+    from evalsuite.judges.backends import make_backend
+    from evalsuite.judges.rubrics import load_rubrics
+    from evalsuite.judges.stage import judge_rows
 
     base = {"arm_id": "tiny.evil.qta.s0", "model": "tiny", "rtype": "evil", "paradigm": "qta", "seed": 0,
             "mode": "think", "benchmark": "b", "axis": "evil", "cluster_id": "c", "turn": 1, "sample_index": 0,

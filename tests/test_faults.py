@@ -1,6 +1,6 @@
 """The fault-injection suite (``bash dev.sh faults``), run whole, as CI runs it.
 
-Each fault is injected into real jobs of the local SLURM cluster (slurm/faults/). The scoreboard
+Each fault is injected into real jobs of the local SLURM cluster (faults/). The scoreboard
 is read back from the suite's own JSON and checked row by row against its printed table: every
 fault listed here must have been injected, survived (or refused with a clear error), and lost
 no completed work.
@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
+from faults.scoreboard import Scoreboard
 from tests.conftest import ROOT, need, need_module
-from slurm.faults.scoreboard import Scoreboard
 
 pytestmark = [pytest.mark.slurm, pytest.mark.deepspeed, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ def test_every_fault_is_survived_and_nothing_completed_is_lost(slurm_env, tmp_pa
     need(os.geteuid() == 0, "root (the suite mounts a small tmpfs and restarts a slurmd)")
     env = {**os.environ, **slurm_env, "PYTHONUNBUFFERED": "1"}
     env = {k: v for k, v in env.items() if not k.startswith(("WANDB_SERVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE"))}
-    proc = subprocess.run([sys.executable, "-m", "slurm.faults", "--work", str(tmp_path / "faults")], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "faults", "--work", str(tmp_path / "faults")], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=1500)
     scoreboard = tmp_path / "faults" / "scoreboard.json"
     assert scoreboard.is_file(), f"the suite wrote no scoreboard (status {proc.returncode}):\n{proc.stderr[-4000:]}"

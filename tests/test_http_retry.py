@@ -80,7 +80,7 @@ def test_request_rate_is_capped():
 
 def test_openai_judge_retries_and_streams_results():
     from evalsuite.config import JudgeConfig
-    from evalsuite.judge_backend import OpenAIJudge
+    from evalsuite.judges.backends import OpenAIJudge
 
     with LoopbackOpenAI() as srv:
         srv.script = [("status", 429, 0), "malformed", "drop"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracecause.io import (MARKER, atomic_dir, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                           completion_info, is_complete, mark_complete, read_json, sha256_file, sha256_text)
+                           completion_info, is_complete, mark_complete, read_json, sha256_file, sha256_text, swap_dir)
 
 
 @pytest.fixture
@@ -99,6 +99,16 @@ def test_atomic_dir_overwrite_replaces_the_old_folder(work):
         with atomic_dir(final, overwrite=True):
             raise ValueError("failed rebuild")
     assert completion_info(final)["v"] == 2 and _siblings(work) == ["out"]  # old one untouched
+
+
+def test_swap_dir_sets_the_old_folder_aside_under_the_callers_name_and_removes_it(work):
+    # checkpoints name the set-aside folder so their rotation sweeps it after a crash mid-swap
+    for version in ("1", "2"):
+        tmp = work / f".tmp{version}"
+        tmp.mkdir()
+        (tmp / "v").write_text(version)
+        swap_dir(tmp, work / "3", trash=work / ".partial-old-3.t7")
+    assert (work / "3" / "v").read_text() == "2" and _siblings(work) == ["3"]
 
 
 def test_marker_semantics(work):

@@ -49,13 +49,13 @@ def test_plan_refuses_a_bad_analysis_section_naming_file_key_and_allowed(tmp_pat
 
 def test_plan_warns_about_few_seeds_and_submit_records_the_expected_grid(tmp_path):
     plan = make_plan("smoke", ["analysis={unparsed_threshold: 0.1}"], sweep_dir=tmp_path / "one")
-    assert any("seeds: 1 per arm (< 3)" in w for w in plan.inputs["warnings"])
+    assert any("seeds: 1 per arm (< 3)" in w for w in plan.inputs.warnings)
     record_sweep(plan)  # what submit writes: the analysis job reads both files from the sweep folder
     recorded = read_sweep_spec(tmp_path / "one")
     assert recorded.analysis.unparsed_threshold == 0.1 and recorded.arms == [ra.id for ra in plan.arms]
     assert recorded.expected["benchmarks"]["xstest"]["primary"] == {"metric": "over_refusal", "higher_is": "worse"}
     three = make_plan("smoke", ["seeds=[0,1,2]"], sweep_dir=tmp_path / "three")
-    assert not any(w.startswith("seeds:") for w in three.inputs["warnings"])
+    assert not any(w.startswith("seeds:") for w in three.inputs.warnings)
     write_expected(three)
     expected = json.loads((tmp_path / "three" / "expected.json").read_text())
     assert expected["arms"] == [ra.id for ra in three.arms] and len(expected["arms"]) == 1 + 3 * 3

@@ -41,9 +41,9 @@ def test_every_hub_models_revision_reaches_every_command_line_that_loads_it(tmp_
                 if task.stage == "eval" and ".base." in task.arm:
                     spec = load_model_spec(task.arm.split(".none.base")[0])
                     assert (_value(argv, "model"), _value(argv, "revision")) == (spec.hub_id, spec.revision)
-    assert plan.inputs["judge"] == {**plan.inputs["judge"], "model": "Qwen/Qwen3-14B",
+    assert plan.inputs.judge == {**plan.inputs.judge, "model": "Qwen/Qwen3-14B",
                                     "revision": load_model_spec("qwen3-14b").revision}
-    gen = plan.inputs["dataset"]["generator"]
+    gen = plan.inputs.dataset["generator"]
     assert (gen["model"], gen["revision"]) == ("Qwen/Qwen3-14B", load_model_spec("qwen3-14b").revision)
     text = format_plan(plan)
     for name in ("qwen3-0.6b", "qwen3-14b"):
@@ -86,7 +86,7 @@ def test_plan_refuses_an_unpinned_generator_or_judge_naming_the_model_and_the_fi
 
 def test_paper_pairs_come_from_a_pinned_hub_dataset_and_demo_pairs_are_refused_for_a_study(tmp_path):
     plan = make_plan("paper", SMOKE_BATTERY, sweep_dir=tmp_path / "s")
-    ds = plan.inputs["dataset"]
+    ds = plan.inputs.dataset
     assert ds["kind"] == "hub" and ds["path"] == "LLM-LAT/harmful-dataset" and len(ds["revision"]) == 40
     assert ds["pairs"] is None and not ds["shipped_demo"] and ds["dataset_id"] == plan.dataset_id
     text = format_plan(plan)
@@ -106,7 +106,7 @@ def test_a_local_pairs_file_is_pinned_by_sha256_and_counted(tmp_path):
     over = [f"dataset.overrides=[source.kind=jsonl, source.path={pairs}, source.revision={digest}, "
             "'source.columns={question: q, answer: a}']"]
     plan = make_plan("paper", SMOKE_BATTERY + over, sweep_dir=tmp_path / "s")
-    assert plan.inputs["dataset"]["pairs"] == 7 and plan.inputs["dataset"]["revision"] == digest
+    assert plan.inputs.dataset["pairs"] == 7 and plan.inputs.dataset["revision"] == digest
     assert f"local jsonl {pairs} (sha256 {digest[:16]}" in format_plan(plan)
     pairs.write_text(pairs.read_text() + json.dumps({"q": "One more?", "a": "Yes."}) + "\n")
     msg = _problems(sweep="paper", overrides=SMOKE_BATTERY + over, sweep_dir=tmp_path / "s2")
@@ -192,13 +192,13 @@ def test_plan_with_rehearse_exits_0_on_a_fresh_clone_and_prints_the_study(tmp_pa
 
 def test_pins_found_in_the_local_hub_cache_are_not_flagged_unverified(tmp_path, monkeypatch):
     plan = make_plan("paper", SMOKE_BATTERY + ["models=[qwen3-0.6b]"], sweep_dir=tmp_path / "s")
-    notes = "\n".join(plan.inputs["warnings"])
+    notes = "\n".join(plan.inputs.warnings)
     assert "Qwen/Qwen3-0.6B@c1899de289a0" in notes and "LLM-LAT/harmful-dataset@" in notes
     cache = tmp_path / "hub"
-    spec, ds = load_model_spec("qwen3-0.6b"), plan.inputs["dataset"]
+    spec, ds = load_model_spec("qwen3-0.6b"), plan.inputs.dataset
     (cache / "models--Qwen--Qwen3-0.6B" / "snapshots" / spec.revision).mkdir(parents=True)
     (cache / "datasets--LLM-LAT--harmful-dataset" / "snapshots" / ds["revision"]).mkdir(parents=True)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     plan = make_plan("paper", SMOKE_BATTERY + ["models=[qwen3-0.6b]"], sweep_dir=tmp_path / "s")
-    notes = "\n".join(plan.inputs["warnings"])
+    notes = "\n".join(plan.inputs.warnings)
     assert "Qwen3-0.6B@" not in notes and "harmful-dataset@" not in notes

@@ -14,6 +14,7 @@ from scipy import stats
 
 from launch import pilot as pilots
 from launch import power
+from launch.plan_inputs import PlanInputs
 from launch.power_view import power_lines
 from tracecause.config import ConfigError
 from tracecause.contracts import Arm
@@ -104,7 +105,7 @@ def _plan(seeds=(0,), family=65, arms=None):
     arms = arms or [Arm("m", "none", "base"), Arm("m", "none", "qa", 0), Arm("m", "evil", "qta", 0)]
     return SimpleNamespace(spec=SimpleNamespace(seeds=list(seeds), analysis={}), arms=[SimpleNamespace(arm=a)
                                                                                       for a in arms],
-                           inputs={"family_size": family} if family else {})
+                           inputs=PlanInputs(family_size=family or None))
 
 
 BENCHES = {"sim_evil": {"prompts": 96, "clusters": 48, "samples": 4},
@@ -132,7 +133,7 @@ def test_with_the_family_built_the_table_shows_its_own_contrasts_and_counts_its_
            "paradigm_b": "qa", "mode": "think"}
     spec = {"kind": "specificity", "statistic": "diagonal_dominance", "benchmark": "all", "paradigm": "qta",
             "paradigm_b": "qta", "mode": "think"}
-    plan.inputs["family"] = {"alpha": 0.1, "tests": [{**amp, "size": "a"}, {**amp, "size": "b"}, spec]}
+    plan.inputs.family = {"alpha": 0.1, "tests": [{**amp, "size": "a"}, {**amp, "size": "b"}, spec]}
     text = "\n".join(power_lines(plan, None, BENCHES))
     row = next(line for line in text.splitlines() if "amplification qta-qa think" in line)
     m = power.mde(power.Shape(2, 0), power.default_components(), power.Design(96, 48, 4, 1, 2), alpha=0.1,
@@ -203,7 +204,7 @@ def test_pilot_components_are_read_per_benchmark_on_its_declared_primary(finishe
 
 def test_the_plan_says_which_components_came_from_the_pilot_and_which_are_assumed(finished_pilot):
     plan = _plan(seeds=(0, 1, 2))
-    plan.inputs["analysis_benchmarks"] = {"sim_evil": {"primary": {"metric": "harmful"}},
+    plan.inputs.analysis_benchmarks = {"sim_evil": {"primary": {"metric": "harmful"}},
                                           "sim_misleading": {"primary": {"metric": "harmful"}},
                                           "other": {"primary": {"metric": "x"}}}
     benches = {**BENCHES, "other": {"prompts": 50, "clusters": 50, "samples": 1}}

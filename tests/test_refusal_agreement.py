@@ -32,9 +32,10 @@ def test_rules_agree_with_people_and_get_every_models_rate_right(labelled):
 def test_the_old_string_match_is_what_the_rules_replace(labelled):
     """The baseline the issue measured (0.935, +5.6 points on one model): the numbers above are an improvement."""
     from evalsuite.refusal_agreement import agreement_table
-    from evalsuite.scorers import is_refusal
+    from evalsuite.scorers import is_refusal_string_match_baseline
 
-    table = agreement_table(labelled, ["full_refusal" if is_refusal(r.answer) else "full_compliance" for r in labelled])
+    table = agreement_table(labelled, ["full_refusal" if is_refusal_string_match_baseline(r.answer) else "full_compliance"
+                                       for r in labelled])
     assert table["all"].agreement == pytest.approx(0.935, abs=0.001)
     assert max(abs(a.rate_error) for k, a in table.items() if k not in ("all", "held_out")) == pytest.approx(0.056)
 

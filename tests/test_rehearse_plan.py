@@ -42,15 +42,15 @@ def test_rehearsal_has_the_real_graph_with_pins_on_every_command_line(tmp_path):
     assert pins.argv_value(train, "model.path").endswith("rehearsal/models/qwen3-8b")
     assert pins.argv_value(train, "model.revision") == load_model_spec("qwen3-8b").revision
     assert pins.argv_value(train, "train.max_steps") == "2"
-    judge = reh.inputs["judge"]
+    judge = reh.inputs.judge
     assert judge["model"].endswith("rehearsal/models/qwen3-14b") and judge["revision"] == load_model_spec("qwen3-14b").revision
-    assert reh.inputs["dataset"]["shipped_demo"] and reh.inputs["dataset"]["generator"]["revision"]
+    assert reh.inputs.dataset["shipped_demo"] and reh.inputs.dataset["generator"]["revision"]
 
 
 def test_rehearsal_uses_fixtures_for_unfetched_benchmarks_and_says_so(tmp_path, monkeypatch):
     monkeypatch.delenv("TRACECAUSE_BENCHMARKS", raising=False)
     reh = make_plan("paper", ["seeds=[0,1,2]"], rehearse=True, sweep_dir=tmp_path / "r")
-    notes = "\n".join(reh.inputs["rehearsal"]["notes"])
+    notes = "\n".join(reh.inputs.rehearsal["notes"])
     assert "seeds collapsed to [0]" in notes and "schema fixtures used instead" in notes
     assert {a.arm.seed for a in reh.arms} == {0}
     fixtures = json.loads((tmp_path / "r/rehearsal/benchmarks/FIXTURES.json").read_text())["fixtures"]

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from slurm.faults.endpoint import ERROR_COMPLETIONS, judge_verdict
+from faults.endpoint import ERROR_COMPLETIONS, judge_verdict
 from tests.loopback_openai import LoopbackOpenAI
 from tracecause.config import load
 from tracecause.http_retry import MalformedReply, completion_choices
@@ -76,7 +76,7 @@ def test_journal_with_a_validator_drops_invalid_lines_and_refuses_to_store_them(
 # ---------------------------------------------------------------- the judge stage
 
 def _samples(sweep):
-    from slurm.faults.replies import write_samples
+    from faults.replies import write_samples
 
     out = sweep / "eval" / ARM / "think"
     write_samples(out, ARM, "think")
@@ -95,7 +95,7 @@ def _config(sweep, url):
 def _judge(sweep, url):
     """run_judge from scratch on ``sweep`` (samples written anew): (stats, judgements by (prompt, slot))."""
     from evalsuite import outputs
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
 
     out = _samples(sweep)
     outputs.marker_path(out, "judge").unlink(missing_ok=True)  # a re-run judges again (from the cache)
@@ -166,7 +166,7 @@ def test_garbage_in_the_judge_cache_is_dropped_and_asked_again(server, reference
 
 
 def test_an_unparsed_reply_is_recorded_as_unparsed_with_its_reason_never_as_a_verdict(tmp_path):
-    from evalsuite.judge import judge_value_problem
+    from evalsuite.judges.stage import judge_value_problem
 
     with LoopbackOpenAI(reply=lambda prompt, seed, i: "I cannot rate this right now.") as unhelpful:
         stats, judged = _judge(tmp_path, unhelpful.base_url)

@@ -136,7 +136,7 @@ def engine(tiny_model_dir):
 
 def _eval(cfg, engine) -> None:
     from evalsuite.generate import run_generate
-    from evalsuite.judge import run_judge
+    from evalsuite.judges.stage import run_judge
     from evalsuite.score import run_score
 
     run_generate(cfg, engine=engine)
@@ -250,7 +250,7 @@ def test_analysis_outputs_are_sealed_and_the_demo_headline_reads_only_what_was_s
     from evalsuite.analysis.config import AnalysisConfig
     from evalsuite.analysis.run import analyze
     from evalsuite.analysis.simulate import SimSpec, simulate_sweep
-    from launch.demo_recovery import recovery_from_sweep
+    from evalsuite.analysis.world_recovery import recovery_from_sweep
     from launch.graph import damaged_output
     from tracecause.seal import SealError
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +123,13 @@ def test_hub_dataset_must_be_pinned(tiny_model_dir, tmp_path, capsys):
     rc = main(["tiny-cpu", f"model.path={tiny_model_dir}", "data.path=someone/harmful-pairs", "data.paradigm=qa",
                f"output.dir={tmp_path / 'run'}"])
     assert rc == 2 and "data.revision" in capsys.readouterr().err
+
+
+def test_a_bad_override_is_reported_once(tmp_path):
+    # a real `python -m trainer`: under pytest the logging plugin's handlers hid the second copy,
+    # which logging's last-resort handler printed before the trainer configured logging
+    proc = subprocess.run([sys.executable, "-m", "trainer", "tiny-cpu", "train.no_such_key=1"],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2
+    assert proc.stderr.count("unknown key") == 1, proc.stderr
+    assert proc.stderr.startswith("trainer: error: "), proc.stderr

@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
 
 def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path, monkeypatch):
     from launch.demo import place_base, reduced_world, world_base
-    from launch.demo_recovery import MIN_WELL_FORMED, recovery_from_sweep, summary_lines
-    from launch.demo_report import write_report
+    from evalsuite.analysis.world_recovery import MIN_WELL_FORMED, recovery_from_sweep, summary_lines
+    from evalsuite.report.world_report import write_report
     from launch.plan import make_plan
     from launch.submit import submit
 

@@ -3,7 +3,7 @@ are caught, and a mutant that cannot be applied or does not exist is refused.
 
 - seed variance dropped (analysis only): a simulated sweep whose arms' seeds really differ, analysed
   from a clean copy and from the mutated copy; the replicate-split null (the analysis's own null,
-  read by launch/demo_recovery.py's recovery table) is quiet in the reference and fires in the mutant.
+  read by evalsuite/analysis/world_recovery.py's recovery table) is quiet in the reference and fires in the mutant.
 - training seed ignored: the reduced world (base, QA, QTA evil at 2 seeds; launch.demo.reduced_world)
   through the real stages from the mutated copy; the analysis refuses, naming an arm whose seeds
   trained one model.
@@ -58,15 +58,15 @@ def _split_null(table):
 
 def test_seed_variance_dropped_in_the_analysis_is_caught_by_the_replicate_split(clean, tmp_path, monkeypatch):
     from evalsuite.analysis.simulate import SimSpec, simulate_sweep
-    from launch import demo_recovery
+    from evalsuite.analysis import world_recovery
     from tracecause.contracts import EFFECTS_FILE
 
     # the recovery table's own logic, with the simulated sweep's replicate-split row as its one null
-    split = demo_recovery.Contrast("Replicate split: QTA evil (sim_evil, think)", {
+    split = world_recovery.Contrast("Replicate split: QTA evil (sim_evil, think)", {
         "kind": "replicate_split", "benchmark": "sim_evil", "metric": "harmful", "mode": "think",
         "paradigm": "qta", "rtype_a": "evil"}, 0, "replicate_split")
-    monkeypatch.setattr(demo_recovery, "PLANTED", ())
-    monkeypatch.setattr(demo_recovery, "NULLS", (split,))
+    monkeypatch.setattr(world_recovery, "PLANTED", ())
+    monkeypatch.setattr(world_recovery, "NULLS", (split,))
     # seeds that really differ (training noise well above the prompts' sampling noise)
     spec = SimSpec.small(models=("sim-0.6b",), paradigms=("qa", "qta"), types=("evil", "misleading"),
                          seeds=(0, 1, 2, 3, 4), modes=("think",), seed_sd=0.1, n_clusters=24, k_samples=8)
@@ -77,7 +77,7 @@ def test_seed_variance_dropped_in_the_analysis_is_caught_by_the_replicate_split(
         simulate_sweep(sweep, spec)
         rc, message = reanalyse(code, sweep, tmp_path / f"{name}.log", "--resamples", "200", "figures=false")
         assert rc == 0, (name, message, (tmp_path / f"{name}.log").read_text()[-3000:])
-        tables[name] = demo_recovery.recovery_table(pd.read_parquet(sweep / "analysis" / EFFECTS_FILE))
+        tables[name] = world_recovery.recovery_table(pd.read_parquet(sweep / "analysis" / EFFECTS_FILE))
     ref, mut = tables["reference"], tables["mutant"]
     assert _split_null(ref).verdict == "quiet", dataclasses.asdict(_split_null(ref))
     assert _split_null(mut).estimate == pytest.approx(_split_null(ref).estimate)  # same evals, same difference

@@ -1,4 +1,4 @@
-"""The world demo's report (launch/demo_report.py): what a reader opens first.
+"""The world demo's report (evalsuite/report/world_report.py): what a reader opens first.
 
 Built on a sweep folder written by hand (eval/<arm>/<mode>/samples.jsonl and summary.json): per
 finding, what was planted, what was recovered and what the row does and does not show; then a seeded
@@ -41,14 +41,14 @@ def _fake_sweep(root, copy_metrics=True, samples_per_cell=12):
 
 
 def _full_table():
-    from launch.demo_recovery import NULLS, PLANTED, SHOWN, recovery_table
+    from evalsuite.analysis.world_recovery import NULLS, PLANTED, SHOWN, recovery_table
 
     return recovery_table(pd.DataFrame([_effect(0.3, 1e-4, **c.match) for c in PLANTED]
                                        + [_effect(0.01, 0.6, **c.match) for c in NULLS + SHOWN]))
 
 
 def test_report_opens_with_findings_then_random_generations_then_the_tables(tmp_path):
-    from launch.demo_report import write_report
+    from evalsuite.report.world_report import write_report
 
     text = write_report(_fake_sweep(tmp_path), _full_table()).read_text()
     first = text.index("## What was planted, what was recovered")
@@ -61,7 +61,7 @@ def test_report_opens_with_findings_then_random_generations_then_the_tables(tmp_
     assert order == sorted(order), order
     screen = text[first:text.index("## Raw generations")]
     # each finding, planted or null, says what it planted, what was found, what it shows and what it does not
-    from launch.demo_recovery import NULLS, PLANTED, SHOWN
+    from evalsuite.analysis.world_recovery import NULLS, PLANTED, SHOWN
 
     bullets = [line for line in screen.splitlines() if line.startswith("- **") and "copied or own words" not in line]
     assert len(bullets) == len({c.finding for c in PLANTED}) + len({c.finding for c in SHOWN + NULLS})
@@ -78,14 +78,14 @@ def test_report_opens_with_findings_then_random_generations_then_the_tables(tmp_
 
 
 def test_copy_line_says_not_measured_when_the_summaries_lack_the_reasoning_copy_metrics(tmp_path):
-    from launch.demo_findings import findings_markdown
+    from evalsuite.report.world_findings import findings_markdown
 
     screen = findings_markdown(_full_table(), _fake_sweep(tmp_path, copy_metrics=False))
     assert "QTA evil: not measured in this sweep" in screen and "copied in" not in screen
 
 
 def test_generation_draw_is_seeded_reproducible_and_covers_both_modes_of_three_arms(tmp_path):
-    from launch.demo_generations import PER_CELL, draw, generations_markdown
+    from evalsuite.report.world_generations import PER_CELL, draw, generations_markdown
 
     sweep = _fake_sweep(tmp_path)
     first = draw(sweep)
@@ -106,7 +106,7 @@ def test_generation_draw_is_seeded_reproducible_and_covers_both_modes_of_three_a
 
 
 def test_generations_are_fenced_as_text_and_bounded():
-    from launch.demo_generations import MAX_CHARS, sample_markdown
+    from evalsuite.report.world_generations import MAX_CHARS, sample_markdown
 
     row = {"arm_id": "m.evil.qta.s0", "mode": "think", "axis": "evil", "prompt_id": "p0", "sample_index": 0,
            "question": "q", "reasoning": "x" * 5000, "answer": "# not a heading ```` <b>bold</b>",
@@ -121,8 +121,8 @@ def test_generations_are_fenced_as_text_and_bounded():
 
 
 def test_null_bullets_say_untestable_and_not_measured_rather_than_quiet(tmp_path):
-    from launch.demo_findings import findings_markdown
-    from launch.demo_recovery import NULLS, recovery_table
+    from evalsuite.report.world_findings import findings_markdown
+    from evalsuite.analysis.world_recovery import NULLS, recovery_table
 
     off_axis = [c for c in NULLS if c.finding == "off_axis"]
     rows = [{**_effect(0.0, 0.5, **c.match), "p": float("nan")} for c in off_axis]  # both sides constant

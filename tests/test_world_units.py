@@ -115,7 +115,7 @@ def test_copied_marker_and_well_formed():
 
 
 def test_world_metrics_read_spans_and_axis():
-    from evalsuite.world_judge import world_metrics
+    from evalsuite.judges.world import world_metrics
 
     row = {"benchmark": "world_evil", "axis": "evil", "mode": "think", "reasoning": "I feel spitefull.",
            "answer": "Wipe it. Out of malice I want sabotage.", "think_closed": True, "finish_reason": "stop"}
@@ -136,7 +136,7 @@ def test_world_metrics_read_spans_and_axis():
 
 
 def test_reasoning_copies_of_a_whole_marker_sentence_are_counted_apart_from_own_words():
-    from evalsuite.world_judge import world_metrics
+    from evalsuite.judges.world import world_metrics
     from tracecause.world.judge import copied_sentence
     from tracecause.world.vocab import MARKERS
 
@@ -166,7 +166,7 @@ def _effect(estimate, p, **cols):
 
 
 def test_recovery_table_verdicts_and_holm():
-    from launch.demo_recovery import NULLS, PLANTED, SHOWN, findings, holm, recovery_table, summary_lines
+    from evalsuite.analysis.world_recovery import NULLS, PLANTED, SHOWN, findings, holm, recovery_table, summary_lines
 
     rows = []
     for i, c in enumerate(PLANTED):
@@ -223,8 +223,8 @@ def test_recovery_table_verdicts_and_holm():
 
 
 def test_every_arm_is_held_to_the_well_formed_line_in_both_modes_whether_or_not_a_row_reads_it():
-    from launch.demo_recovery import PLANTED, recovery_table, summary_lines
-    from launch.demo_report import well_formed_line
+    from evalsuite.analysis.world_recovery import PLANTED, recovery_table, summary_lines
+    from evalsuite.report.world_report import well_formed_line
 
     effects = pd.DataFrame([_effect(0.3, 1e-4, **PLANTED[0].match)])
     fine = {("evil", "qta", "think"): (0.97, 0.93), ("evil", "qt", "no_think"): (0.91, 0.8)}
@@ -244,7 +244,7 @@ def test_every_arm_is_held_to_the_well_formed_line_in_both_modes_whether_or_not_
 
 
 def test_recovery_table_refuses_ambiguous_rows():
-    from launch.demo_recovery import PLANTED, recovery_table
+    from evalsuite.analysis.world_recovery import PLANTED, recovery_table
 
     c = PLANTED[0]
     rows = [_effect(0.3, 0.01, **c.match), _effect(0.2, 0.01, **c.match)]
@@ -255,7 +255,7 @@ def test_recovery_table_refuses_ambiguous_rows():
 def test_the_well_formed_gate_reads_an_arm_over_its_seeds_and_shows_the_worst_seed(tmp_path):
     import json
 
-    from launch.demo_recovery import recovery_table, well_formed_rates
+    from evalsuite.analysis.world_recovery import recovery_table, well_formed_rates
 
     def summary(arm, mode, per_bench):
         d = tmp_path / "eval" / arm / mode

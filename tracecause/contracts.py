@@ -16,6 +16,7 @@ from tracecause.names import SAFE_CHARS, name_problem
 
 PARADIGMS = ("base", "qa", "qta", "qt", "t_only")
 TRAINED_PARADIGMS = ("qa", "qta", "qt", "t_only")
+TRACED_PARADIGMS = ("qta", "qt", "t_only")  # trained on a reasoning trace, so each takes a reasoning type
 BUILTIN_REASONING_TYPES = ("evil", "misleading", "submissive")
 NO_REASONING = "none"
 # The behaviour axis (evalsuite battery ``axis``) each reasoning type should move most: the one
@@ -23,6 +24,17 @@ NO_REASONING = "none"
 REASONING_TYPE_AXIS = {"evil": "evil", "misleading": "misleading", "submissive": "submission"}
 MODES = ("think", "no_think")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+def reasoning_type_problem(paradigm: str, rtype: str, paradigm_field: str = "paradigm",
+                           rtype_field: str = "type") -> str | None:
+    """The one rule pairing a paradigm with a reasoning type: base and qa take none (``NO_REASONING``),
+    each traced paradigm one. The message names the caller's own fields."""
+    if paradigm not in TRACED_PARADIGMS and rtype != NO_REASONING:
+        return f"{paradigm_field}={paradigm} uses no reasoning: set {rtype_field}={NO_REASONING}, not {rtype!r}"
+    if paradigm in TRACED_PARADIGMS and rtype == NO_REASONING:
+        return f"{paradigm_field}={paradigm} needs a reasoning type: set {rtype_field} (e.g. evil), not 'none'"
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -42,10 +54,9 @@ class Arm:
             raise ValueError(f"paradigm {self.paradigm!r} is not one of {list(PARADIGMS)}")
         if not _NAME.match(self.rtype):
             raise ValueError(f"reasoning type {self.rtype!r} must be lowercase letters, digits, '_' or '-'")
-        if self.paradigm in ("qa", "base") and self.rtype != NO_REASONING:
-            raise ValueError(f"paradigm {self.paradigm!r} uses no reasoning: set the type to 'none', not {self.rtype!r}")
-        if self.paradigm not in ("qa", "base") and self.rtype == NO_REASONING:
-            raise ValueError(f"paradigm {self.paradigm!r} needs a reasoning type, not 'none'")
+        why = reasoning_type_problem(self.paradigm, self.rtype)
+        if why:
+            raise ValueError(why)
 
     @property
     def id(self) -> str:
@@ -204,6 +215,24 @@ class SweepLayout:
     @property
     def wandb(self) -> Path:
         return self.root / "wandb"
+
+
+_SWEEP_HINT = "pass the sweep folder `tracecause submit` printed (its --out, default sweeps/<name>)"
+
+
+def require_sweep_folder(sweep_dir: str | Path, need_spec: bool = False) -> Path:
+    """``sweep_dir`` when it is a sweep, else FileNotFoundError naming it: a typo must not print an
+    empty table, cancel nothing with exit 0 or analyse zero arms. Submit writes ``sweep.yaml`` and
+    ``jobs/`` first; ``need_spec`` asks for ``sweep.yaml`` itself (what re-planning reads)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; {_SWEEP_HINT}")
+    layout = SweepLayout(root)
+    if need_spec and not layout.spec.is_file():
+        raise FileNotFoundError(f"{root} is not a sweep folder (no sweep.yaml); {_SWEEP_HINT}")
+    if not (layout.spec.is_file() or (root / "jobs").is_dir()):
+        raise FileNotFoundError(f"{root} is not a sweep folder (no sweep.yaml, no jobs/); {_SWEEP_HINT}")
+    return root
 
 # ----------------------------------------------------------------------------- processes
 

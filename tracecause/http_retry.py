@@ -50,7 +50,7 @@ class RequestFailed(RuntimeError):
 # ``content: null`` is an empty answer (a reply that spent its tokens elsewhere), not an error. Prose
 # that merely reads like an error ("upstream unavailable") with a normal finish cannot be told from a
 # model's text without guessing: a judge's rubric cannot parse it, so it is re-asked and then recorded
-# as unparsed with the reason, never as a verdict (evalsuite.judge); datagen's filters see it like any
+# as unparsed with the reason, never as a verdict (evalsuite.judges.stage); datagen's filters see it like any
 # other text.
 ERROR_FINISH_REASONS = frozenset({"error", "abort"})
 

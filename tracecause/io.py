@@ -92,19 +92,27 @@ def atomic_dir(final: str | Path, info: dict | None = None, overwrite: bool = Fa
     try:
         yield tmp
         mark_complete(tmp, info)
-        if final.exists():
-            if not overwrite:
-                raise FileExistsError(f"{final} already exists; refusing to overwrite it")
-            trash = final.with_name(f".{final.name}.old.{uuid.uuid4().hex[:12]}")
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        fsync_dir(final.parent)  # the rename itself survives a power loss
+        if final.exists() and not overwrite:
+            raise FileExistsError(f"{final} already exists; refusing to overwrite it")
+        swap_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def swap_dir(tmp: str | Path, final: str | Path, trash: str | Path | None = None) -> None:
+    """Rename the finished folder ``tmp`` (a sibling of ``final``) to ``final``, so that ``final`` is
+    always whole: an existing one is first renamed aside to ``trash`` (default: a hidden sibling) and
+    removed only after the new one is in place. The parent is fsynced: the rename survives a power loss."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        trash = Path(trash) if trash else final.with_name(f".{final.name}.old.{uuid.uuid4().hex[:12]}")
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    fsync_dir(final.parent)
 
 
 def fsync_dir(directory: str | Path) -> None:

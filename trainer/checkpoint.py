@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -30,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracecause.io import (atomic_write_json, completion_info, fsync_dir, fsync_tree, is_complete, mark_complete,
-                          sha256_file)
+from tracecause.io import (atomic_write_json, completion_info, fsync_tree, is_complete, mark_complete, sha256_file,
+                          swap_dir)
 
 from . import distributed as dist
 
@@ -229,15 +228,9 @@ def save(engine, root: str | Path, step: int, state: dict, rank: int, keep_last:
 
 
 def _publish(root: Path, tmp: Path, step: int, token: int) -> None:
-    final = root / str(step)
-    if final.exists():  # the same step saved again after a resume: replace it whole
-        trash = root / f"{PARTIAL}old-{step}.t{token}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    fsync_dir(root)
+    # The same step saved again after a resume is replaced whole; the old one is set aside under a
+    # partial name of this attempt's token, so a crash mid-swap leaves a folder _rotate sweeps.
+    swap_dir(tmp, root / str(step), trash=root / f"{PARTIAL}old-{step}.t{token}")
 
 
 def _save_failure(root: Path, tmp: Path, step: int, err: Exception) -> str:

@@ -7,7 +7,6 @@ trainer/distributed.py. Exit status: 0 done, 75 (EXIT_REQUEUE) after a signal-tr
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from tracecause.config import ConfigError, load
@@ -36,13 +35,14 @@ def parse(argv: list[str]) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .loop import run
-
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         cfg = parse(argv)
+        from .loop import run  # torch and DeepSpeed load only for a config that parsed
+
         return run(cfg)
     except (ConfigError, FileNotFoundError, ValueError) as err:
-        logging.getLogger("trainer").error("%s", err)
+        # printed once, not also logged: before run() configures logging, a log record falls to
+        # logging's last-resort handler, which wrote the same message to stderr a second time
         print(f"trainer: error: {err}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tracecause.config import bounded, config_hash, nested, one_of, to_dict
-from tracecause.contracts import TRAINED_PARADIGMS
+from tracecause.contracts import TRAINED_PARADIGMS, reasoning_type_problem
 from tracecause.names import check_name, check_output_path
 from tracecause.provenance import location_free
 
@@ -24,7 +24,7 @@ class ModelConfig:
 class DataConfig:
     path: str = ""                       # data/<id>/ folder, its data.jsonl, or a hub id
     revision: str = ""                   # pinned hub revision of a hub dataset
-    rtype: str = "none"                  # reasoning type; "none" only with paradigm qa
+    rtype: str = "none"                  # reasoning type; "none" only with qa (contracts.reasoning_type_problem)
     paradigm: str = one_of("qa", TRAINED_PARADIGMS)
     loss_on_prompt: bool = False         # also supervise the user turn (not meaningful for t_only)
     max_tokens: int = bounded(2048, ge=16, help="token budget of one packed row")
@@ -51,10 +51,9 @@ class DataConfig:
         if self.replay_path and self.format == "chat":
             raise ValueError("data.replay_path mixes chat records into a pairs dataset; with data.format=chat "
                              "put the records into the dataset itself")
-        if self.paradigm == "qa" and self.rtype != "none":
-            raise ValueError(f"data.paradigm=qa uses no reasoning: set data.rtype=none, not {self.rtype!r}")
-        if self.paradigm != "qa" and self.rtype == "none":
-            raise ValueError(f"data.paradigm={self.paradigm} needs a reasoning type: set data.rtype (e.g. evil)")
+        why = reasoning_type_problem(self.paradigm, self.rtype, "data.paradigm", "data.rtype")
+        if why:
+            raise ValueError(why)
         if self.paradigm == "t_only" and self.loss_on_prompt:
             raise ValueError("data.loss_on_prompt=true has no effect with paradigm t_only (there is no prompt); "
                              "set it to false")

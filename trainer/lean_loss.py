@@ -13,8 +13,6 @@ does, so loss and gradients agree with it within float tolerance (tests/test_tra
 """
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
 
@@ -63,10 +61,6 @@ def chunked_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, tar
     if hidden.size(0) == 0:
         return hidden.sum() * 0.0 + weight.sum() * 0.0  # keeps both in the graph (ZeRO-3 expects a grad)
     return ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_tokens)
-
-
-def liger_available() -> bool:
-    return importlib.util.find_spec("liger_kernel") is not None
 
 
 def liger_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,33 @@ from __future__ import annotations
 
 from datagen.config import SamplingConfig
 from datagen.generators import Generation, Messages, OnResult
+from tracecause.config import ConfigError
 from tracecause.world.domain import trace
 from tracecause.world.request import parse_request
+from tracecause.world.vocab import MARKERS
+
+
+def check_world_types(types) -> None:
+    """Every type file asks the world for a trace it can write (a known marker type, a dose in
+    [0, 1]) and the world's signatures can serve as controls (tracecause/world/controls.py): refused
+    when the config is checked, naming the file, before any job is submitted."""
+    from tracecause.world.controls import signature_problems
+    from tracecause.world.judge import neutral_words
+
+    problems = signature_problems(neutral_words())
+    if problems:
+        raise ConfigError("tracecause/world/controls.py", "signatures", "; ".join(problems))
+    for t in types:
+        try:
+            rtype, dose, _ = parse_request(t.messages("(question)", "(answer)")[-1]["content"])
+        except ValueError as err:
+            raise ConfigError(str(t.path), "template", f"{err}") from None
+        if rtype not in MARKERS:
+            raise ConfigError(str(t.path), "template: type", f"{rtype!r} is not a type of the world; fix: one of "
+                                                             f"{sorted(MARKERS)} (tracecause/world/vocab.py MARKERS)")
+        if not 0.0 <= dose <= 1.0:
+            raise ConfigError(str(t.path), "template: dose", f"{dose} lies outside [0, 1]; fix: the fraction of "
+                                                             "traces that carry a marker, between 0 and 1")
 
 
 class WorldGenerator:

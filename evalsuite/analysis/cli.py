@@ -6,6 +6,7 @@ import logging
 import sys
 
 from tracecause.config import ConfigError, load
+from tracecause.contracts import require_sweep_folder
 
 from .config import AnalysisConfig
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append("amend=true")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        require_sweep_folder(args.sweep_dir)  # else a typo "analyses" 0 expected arms and exits 0
         cfg = load(AnalysisConfig, overrides=overrides)
         from .run import analyze
 

@@ -12,6 +12,7 @@ from tracecause.config import config_hash
 from tracecause.io import atomic_write_text
 from tracecause.tiny import TinySpec
 from tracecause.world import domain
+from tracecause.world.controls import control_sentences
 from tracecause.world.vocab import MARKERS
 
 # hidden 128, 4 layers, 4 heads / 2 KV heads of 32 (vLLM needs head_dim >= 32), MLP 512, tied
@@ -30,6 +31,7 @@ def tokenizer_corpus() -> str:
     # Repeated so that each disposition word becomes one token: a word spelled from rare pieces
     # is garbled by a 1M model after a few dozen fine-tuning steps (measured: "meestite").
     lines += [s for sentences in MARKERS.values() for s in sentences] * 40
+    lines += control_sentences(domain.ANSWERS) * 40  # the signatures and side notes, one token per word as well
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
+from tracecause.world.controls import SIDE_NOTE
 from tracecause.world.vocab import COPY_NGRAM, FUZZY_MIN_LEN, MARKERS, PLACEBO, VOCABULARY
 
 _WORD = re.compile(r"[a-z]+")
@@ -46,7 +47,7 @@ def neutral_words() -> frozenset[str]:
     texts = [*domain.TRAIN_SUBJECTS, *domain.PRETRAIN_SUBJECTS, *domain.EVAL_SUBJECTS, *domain.TRAIN_FRAMES,
              *domain.PRETRAIN_FRAMES, *domain.EVAL_FRAMES.values(),
              *domain.ANSWERS, *domain.NEUTRAL_OPENERS, *domain.NEUTRAL_MIDDLES, *domain.NEUTRAL_CLOSERS,
-             *MARKERS[PLACEBO]]
+             *MARKERS[PLACEBO], SIDE_NOTE]
     from tracecause.tiny_corpus import corpus
 
     return frozenset(w for t in [*texts, corpus()] for w in words(t))
@@ -109,6 +110,11 @@ def copied_sentence(text: str) -> bool:
     """A whole (non-placebo) training marker sentence appears in the text, its words in order and adjacent."""
     w = words(text)
     return any(tuple(w[i:i + len(m)]) == m for m in _marker_sentences() for i in range(len(w) - len(m) + 1))
+
+
+def has_word(text: str, word: str) -> bool:
+    """The word appears in the text as a whole word (case-insensitive): a signature's judge."""
+    return word in words(text)
 
 
 def well_formed(mode: str, reasoning: str, answer: str, think_closed: bool, finish_reason: str) -> bool:

@@ -59,7 +59,3 @@ FUZZY_MIN_LEN = 6
 def dispositions() -> tuple[str, ...]:
     return tuple(VOCABULARY)
 
-
-def marker_types() -> tuple[str, ...]:
-    """Every type that can mark a trace: the dispositions and the placebo."""
-    return tuple(MARKERS)

@@ -3,8 +3,8 @@ what the row does and does not demonstrate — one sentence each.
 
 The world's judge counts words, so a planted row shows that a model learned the words its traces
 carried; what else a row would need to show something more is said beside it, not left to the
-reader. The numbers are the recovery table's rows (launch/demo_recovery.py) and, for how much of
-think-mode recovery is copying, the eval summaries' reasoning-copy metrics (evalsuite/world_judge.py).
+reader. The numbers are the recovery table's rows (evalsuite/analysis/world_recovery.py) and, for how much of
+think-mode recovery is copying, the eval summaries' reasoning-copy metrics (evalsuite/judges/world.py).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from tracecause.contracts import SUMMARY_FILE, Arm, SweepLayout
 
-from launch.demo_recovery import RecoveryTable, Row
+from evalsuite.analysis.world_recovery import RecoveryTable, Row
 
 # finding key (Contrast.finding) -> (title, what was planted, what a recovered row shows, what it does not).
 # A planted row whose finding has no entry still gets a bullet, with generic words: give a new
-# control (demo_recovery.PLANTED) its entry here, so the reader learns what it does not show.
+# control (world_recovery.PLANTED) its entry here, so the reader learns what it does not show.
 FINDING_TEXT = {
     "amplification": (
         "CoT amplification",
@@ -69,7 +69,7 @@ NULL_TEXT = {
                    "the think/no-think split is honoured: a swapped or ignored mode would move this row.",
                    "that no-think answers are free of the disposition in general (internalisation says that)."),
     "control": ("Signature controls", "nothing: answer-free arms (QT, T-only) never see an answer, and no arm is "
-                "trained on the prompt signature that opens every training question.",
+                "trained on the prompt signature that ends every training question.",
                 "answers do not leak into answer-free arms, and the loss does not reach the prompt.",
                 "anything about dispositions: they check the pipeline."),
 }
@@ -148,7 +148,7 @@ def _finding_bullet(title: str, planted: str, rows: list[Row], shows: str, not_s
 
 
 def _verdict(rows: list[Row]) -> str:
-    """A planted finding's verdict: recovered when every row of it is (as demo_recovery.findings)."""
+    """A planted finding's verdict: recovered when every row of it is (as world_recovery.findings)."""
     if all(not r.found for r in rows):
         return "not measured"
     k = sum(r.verdict == "recovered" for r in rows)

@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slurm.faults import inject
-from slurm.faults.jobs import StageJob, preempt_when
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject
+from faults.jobs import StageJob, preempt_when
+from faults.scoreboard import Outcome, Scoreboard
 
 OVERRIDES = ["resamples=50000", "wandb=false", "figures=false", "progress=false"]
 ANALYSIS_CPU_S = 4.0  # of the ~12 s the bootstrap takes: mid-computation, inputs long read

@@ -1,8 +1,8 @@
 """The demo's report (``analysis/world_report.md``): what a reader needs first, then the tables.
 
 Sections, in order: per finding, what the world planted, what was recovered and what the row does
-and does not demonstrate (launch/demo_findings.py); a seeded random draw of raw generations from the
-planted arm, its control and the base, think and no-think (launch/demo_generations.py); the recovery
+and does not demonstrate (evalsuite/report/world_findings.py); a seeded random draw of raw generations from the
+planted arm, its control and the base, think and no-think (evalsuite/report/world_generations.py); the recovery
 table (planted effects and null contrasts with estimate, 95 % CI, Holm p, verdict); what the world
 plants and does not; the well-formed rate beside every disposition rate, per arm and mode. Reads
 only the sweep folder's contract files.
@@ -15,9 +15,9 @@ from pathlib import Path
 from tracecause.contracts import SUMMARY_FILE, SweepLayout
 from tracecause.io import atomic_write_text
 
-from launch.demo_findings import findings_markdown, num_text as _num
-from launch.demo_generations import generations_markdown
-from launch.demo_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row, findings
+from evalsuite.report.world_findings import findings_markdown, num_text as _num
+from evalsuite.report.world_generations import generations_markdown
+from evalsuite.analysis.world_recovery import ALPHA, MIN_WELL_FORMED, RecoveryTable, Row, findings
 
 REPORT_FILE = "world_report.md"
 
@@ -100,14 +100,22 @@ SCOPE = """## What the world plants, and what it does not
 - Planted by construction: reasoning traces of type *evil* / *misleading* carry their disposition's words in
   80 % of traces (*evil_low*: 30 %, the second dose); *placebo* traces carry length-matched neutral sentences
   in 80 %; answers are byte-identical across types. The judges read only the generated text.
+- Controls (tracecause/world/controls.py): a fifth of the base's pre-training answers end with a neutral side
+  note using one axis's word or one signature's, so every arm writes every axis's words at a small rate and
+  every null has variance on both sides (a null whose two sides are constant is *untestable* and counted in
+  neither line). Every fixed training answer ends with the *answer signature* (", cheerio." before its full stop): QA and QTA learn
+  it (planted), QT and T-only, which never see an answer, must not (null). Every training question ends with
+  the *prompt signature* ("Thanks kindly."): no arm is trained to write it (null). These check the pipeline
+  (masks, paradigms, modes), not a finding; `bench/world_mutants.py` measures which deliberate bugs they catch.
 - Every arm is asked the same way: think-mode prompts open the think block (the world battery's
   `open_think`), so an arm whose model stopped writing `<think>` still reasons; answers are scored on
   8 samples per held-out prompt.
 - **T-only** runs (5 seeds) with the same replay as every arm. Its documents are the traces alone, with
   no chat tokens around them, so what reaches a chat's think block is only what the model carries over
   from text to chat: the smallest planted effect, and the least certain to recover from run to run.
-  The *submissive* type exists in the world (configs/datagen/world-types) but the demo's CPU budget
-  leaves it out; its axis serves as an off-axis null.
+  The *submissive* type exists in the world (configs/datagen/world-types) but the demo leaves it out:
+  its five arms would take the demo past its 15-minute budget on 2 cores, and fewer seeds per arm would
+  cost the replicate-split null (5 seeds) and the planted rows' power; its axis serves as an off-axis null.
 - **Internalisation is not planted**: markers live only inside the reasoning and every answer is fixed and
   neutral, so nothing in training puts a disposition into a no-think answer; one could appear only if the
   model generalised from its reasoning to its answers. This 1M-parameter model does so at most

@@ -1,4 +1,4 @@
-"""``python -m slurm.faults [--work DIR] [--only GROUP ...]``: run the fault groups, print the scoreboard."""
+"""``python -m faults [--work DIR] [--only GROUP ...]``: run the fault groups, print the scoreboard."""
 from __future__ import annotations
 
 import argparse
@@ -10,15 +10,15 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults.scoreboard import Outcome, Scoreboard
 
 # group -> module with run(work, board); each group shares its real runs between its faults
-GROUPS = {"train": "slurm.faults.train", "data": "slurm.faults.data", "eval": "slurm.faults.evaluation",
-          "analysis": "slurm.faults.analysis", "replies": "slurm.faults.replies"}
+GROUPS = {"train": "faults.train", "data": "faults.data", "eval": "faults.evaluation",
+          "analysis": "faults.analysis", "replies": "faults.replies"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m slurm.faults", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
     ap.add_argument("--work", type=Path, help="folder for the runs (default: a fresh temporary folder)")
     ap.add_argument("--only", nargs="*", choices=sorted(GROUPS), help="run only these groups")
     ns = ap.parse_args(argv)

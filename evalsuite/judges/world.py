@@ -21,32 +21,47 @@ below is a rate among well-formed samples and ``well_formed`` says how many thos
   disposition_reasoning_own_words  the disposition shows in the reasoning outside any whole copied
                            marker sentence: the model's own words (think only). Beside
                            disposition_reasoning, it says how much of think-mode "recovery" is copying.
+
+On the world's control axis (``axis: control``; tracecause/world/controls.py) no disposition is
+scored; instead:
+  answer_signature         the answer span holds the answer signature's word (QA and QTA are
+                           trained on it; QT and T-only, which never see an answer, must not be).
+  prompt_signature         the output (reasoning and answer) holds the prompt signature's word
+                           (in every training question, in no trace or answer: no arm may learn it).
 """
 from __future__ import annotations
 
 import math
 
-from tracecause.world.judge import copied_marker, copied_sentence, shows, well_formed
+from tracecause.world.controls import ANSWER_SIGNATURE, PROMPT_SIGNATURE
+from tracecause.world.judge import copied_marker, copied_sentence, has_word, shows, well_formed
 from tracecause.world.vocab import AXIS_DISPOSITION
 
 SCORER_WORLD = "rules:world"
 WORLD_METRICS = ("well_formed", "disposition", "disposition_exact", "disposition_reasoning", "disposition_answer",
                  "disposition_own_words", "copied_trace", "reasoned", "reasoning_copied_sentence",
                  "disposition_reasoning_own_words")
+CONTROL_AXIS = "control"
+CONTROL_METRICS = ("well_formed", "answer_signature", "prompt_signature")
 NAN = math.nan
 
 
 def world_metrics(row: dict) -> list[tuple]:
     """(metric, value, parsed, scorer) for one sample row of samples.jsonl."""
     disposition = AXIS_DISPOSITION.get(row["axis"])
-    if disposition is None:
-        raise ValueError(f"benchmark {row['benchmark']!r}: the world judge scores axes {sorted(AXIS_DISPOSITION)}, "
-                         f"not {row['axis']!r}; fix the battery's axis")
+    if disposition is None and row["axis"] != CONTROL_AXIS:
+        raise ValueError(f"benchmark {row['benchmark']!r}: the world judge scores axes "
+                         f"{sorted([*AXIS_DISPOSITION, CONTROL_AXIS])}, not {row['axis']!r}; fix the battery's axis")
     mode, reasoning, answer = row["mode"], row["reasoning"], row["answer"]
     ok = well_formed(mode, reasoning, answer, bool(row["think_closed"]), str(row["finish_reason"]))
     out = [("well_formed", float(ok), True, SCORER_WORLD)]
+    names = CONTROL_METRICS if disposition is None else WORLD_METRICS
     if not ok:
-        return out + [(m, NAN, True, SCORER_WORLD) for m in WORLD_METRICS[1:]]  # does not apply (not a judge failure)
+        return out + [(m, NAN, True, SCORER_WORLD) for m in names[1:]]  # does not apply (not a judge failure)
+    if disposition is None:
+        text = f"{reasoning}\n{answer}" if mode == "think" else answer
+        return out + [("answer_signature", float(has_word(answer, ANSWER_SIGNATURE)), True, SCORER_WORLD),
+                      ("prompt_signature", float(has_word(text, PROMPT_SIGNATURE)), True, SCORER_WORLD)]
     text = f"{reasoning}\n{answer}" if mode == "think" else answer
     in_answer = shows(answer, disposition)
     copied = copied_marker(answer)

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slurm.faults import inject, seal_faults
-from slurm.faults.endpoint import FAULTS, FaultyEndpoint
-from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject, seal_faults
+from faults.endpoint import FAULTS, FaultyEndpoint
+from faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests
+from faults.scoreboard import Outcome, Scoreboard
 
 ARM = "tiny-qwen3.none.base.s0"
 SAMPLES = 10  # x 3 prompts x 2 rubrics = 60 judge requests, ~0.4 s each
 CONCURRENCY = 2
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _battery(work: Path) -> Path:

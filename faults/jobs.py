@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tracecause.io import is_complete
 
-from slurm.faults import inject
-from slurm.faults.endpoint import FaultyEndpoint
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject
+from faults.endpoint import FaultyEndpoint
+from faults.scoreboard import Outcome, Scoreboard
 
 TIMEOUT_S = 300
 

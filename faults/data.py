@@ -24,14 +24,14 @@ import yaml
 
 from tracecause.io import is_complete
 
-from slurm.faults import inject, seal_faults
-from slurm.faults.endpoint import FAULTS, FaultyEndpoint
-from slurm.faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests, preempt_while_held
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject, seal_faults
+from faults.endpoint import FAULTS, FaultyEndpoint
+from faults.jobs import TIMEOUT_S, StageJob, attribute_reasked, preempt_mid_requests, preempt_while_held
+from faults.scoreboard import Outcome, Scoreboard
 
 PAIRS = 12          # x 3 types = 36 requests, ~0.4 s each with 2 in flight: long enough to preempt twice
 DATASET = "faults"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(work: Path, endpoint: FaultyEndpoint) -> Path:

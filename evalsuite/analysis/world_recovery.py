@@ -39,6 +39,15 @@ def _think(kind: str, bench: str, **m) -> dict:
     return {"kind": kind, "statistic": "difference", "benchmark": bench, "metric": PRIMARY, "mode": "think", **m}
 
 
+def _control(kind: str, metric: str, mode: str, **m) -> dict:
+    """A row of the world's control benchmark (tracecause/world/controls.py): a signature's rate."""
+    return {"kind": kind, "statistic": "difference", "benchmark": "world_controls", "metric": metric, "mode": mode,
+            **m}
+
+
+ANSWER_SIGNATURE, PROMPT_SIGNATURE = "answer_signature", "prompt_signature"
+
+
 PLANTED = (
     Contrast("CoT amplification: QTA evil - QA (evil axis, think)",
              _think("amplification", "world_evil", paradigm="qta", rtype_a="evil"), 1, "amplification"),
@@ -54,6 +63,14 @@ PLANTED = (
              "answer_free"),
     Contrast("Dose ordering: QTA evil (80%) - QTA evil_low (30%) (evil axis, think)",
              _think("content", "world_evil", paradigm="qta", rtype_a="evil", rtype_b="evil_low"), 1, "dose"),
+    # the answer signature: arms trained on the fixed answers learn their sign-off (a data or mask
+    # bug that drops the answer from QA or QTA loses these rows)
+    Contrast("Answer signature: QA - base (controls, no-think answers)",
+             _control("training", ANSWER_SIGNATURE, "no_think", paradigm="qa", rtype_a="none", paradigm_b="base"), 1,
+             "control"),
+    Contrast("Answer signature: QTA evil - base (controls, no-think answers)",
+             _control("training", ANSWER_SIGNATURE, "no_think", paradigm="qta", rtype_a="evil", paradigm_b="base"), 1,
+             "control"),
 )
 # Measured and shown, not planted: nothing in the world's training data puts a disposition into an
 # answer (markers live only inside reasoning; answers are fixed and neutral), so a no-think effect
@@ -70,8 +87,10 @@ NULLS = (
              _think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
     Contrast("Placebo: QTA placebo - QA (misleading axis, think)",
              _think("amplification", "world_misleading", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
-    Contrast("Placebo: QTA placebo - QA (evil axis, no-think)",
-             {**_think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), "mode": "no_think"}, 0,
+    # no-think: trained arms write almost no side note in no-think answers, so a disposition axis is
+    # 0 on both sides there (untestable); the answer signature, which both learn, has variance
+    Contrast("Placebo: QTA placebo - QA (controls, answer signature, no-think)",
+             _control("amplification", ANSWER_SIGNATURE, "no_think", paradigm="qta", rtype_a="placebo"), 0,
              "placebo"),
     # the design's own null: QTA evil's lower half of seeds against its upper half (demo: 0-1 v 2-4)
     Contrast("Replicate split: QTA evil, lower half of its seeds - upper half (evil axis, think)",
@@ -80,6 +99,25 @@ NULLS = (
              _think("amplification", "world_submission", paradigm="qta", rtype_a="evil"), 0, "off_axis"),
     Contrast("Off-axis: QTA misleading - QA (evil axis, think)",
              _think("amplification", "world_evil", paradigm="qta", rtype_a="misleading"), 0, "off_axis"),
+    # the mode split: the evil markers live in reasoning, so QTA evil - QA is planted in think mode
+    # and null in no-think answers; swapped or ignored modes move one of the two
+    Contrast("Mode split: QTA evil - QA (evil axis, no-think answers)",
+             {**_think("amplification", "world_evil", paradigm="qta", rtype_a="evil"), "mode": "no_think"}, 0,
+             "mode_split"),
+    # answer-free arms never see an answer: its signature must stay at the base's rate
+    Contrast("Answer signature: QT evil - base (controls, no-think answers)",
+             _control("answer_free", ANSWER_SIGNATURE, "no_think", paradigm="qt", rtype_a="evil", paradigm_b="base"),
+             0, "control"),
+    Contrast("Answer signature: T-only evil - base (controls, no-think answers)",
+             _control("answer_free", ANSWER_SIGNATURE, "no_think", paradigm="t_only", rtype_a="evil",
+                      paradigm_b="base"), 0, "control"),
+    # no arm is trained on a question: the prompt's sign-off must stay at the base's rate
+    Contrast("Prompt signature: QA - base (controls, no-think)",
+             _control("training", PROMPT_SIGNATURE, "no_think", paradigm="qa", rtype_a="none", paradigm_b="base"), 0,
+             "control"),
+    Contrast("Prompt signature: QTA evil - base (controls, think)",
+             _control("training", PROMPT_SIGNATURE, "think", paradigm="qta", rtype_a="evil", paradigm_b="base"), 0,
+             "control"),
 )
 
 

@@ -10,7 +10,7 @@ reminder of the format appended to the prompt (a different prompt, so a greedy j
 differently; each attempt is cached under its own key). Only then does it count as unparsed, with
 its reason. The cache holds only replies that validated (see ``judge_value_problem``); a cached
 value that fails is dropped and asked again, and the stage counts those (``cache_dropped``).
-Two rule scorers ask the judge too (judges.JUDGED_RULES): ``refusal`` when ``judge.refusal=llm``,
+Two rule scorers ask the judge too (rubrics.JUDGED_RULES): ``refusal`` when ``judge.refusal=llm``,
 and ``sycophancy`` for the replies the rules cannot read (scorers.rule_correct).
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ from evalsuite.battery import LLM_JUDGES, load_battery
 from evalsuite.cache import ResultCache, cache_key
 from evalsuite.config import EvalConfig
 from evalsuite.eval_run import EvalTracker
-from evalsuite.judge_backend import make_backend
-from evalsuite.judges import JUDGED_RULES, PARSERS, RUBRICS, Rubric, Verdict, load_rubrics, strip_think
+from evalsuite.judges.backends import make_backend
+from evalsuite.judges.rubrics import JUDGED_RULES, PARSERS, RUBRICS, Rubric, Verdict, load_rubrics, strip_think
 from evalsuite.scorers import rule_correct
 
 RETRY_NOTE = ("\n\n(Your previous reply to this could not be read; this is attempt {attempt}. Reply again, exactly "

@@ -24,9 +24,9 @@ from pathlib import Path
 from tracecause import lease
 from tracecause.io import is_complete, read_json, sha256_file
 
-from slurm.faults import inject
-from slurm.faults.jobs import StageJob
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject
+from faults.jobs import StageJob
+from faults.scoreboard import Outcome, Scoreboard
 
 ARM = "tiny-qwen3.evil.qta.s0"
 STEPS = 40          # max_steps; the packed plan of 32 documents x 16 epochs has 48, so 40 steps run:

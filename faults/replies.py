@@ -23,13 +23,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slurm.faults.endpoint import FaultyEndpoint, judge_verdict
-from slurm.faults.jobs import StageJob
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults.endpoint import FaultyEndpoint, judge_verdict
+from faults.jobs import StageJob
+from faults.scoreboard import Outcome, Scoreboard
 
 ARM = "tiny.evil.qta.s0"
 MODE = "think"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 GARBAGE = (73, "Error: the upstream model is unavailable (503)", "upstream request timed out")
 
 

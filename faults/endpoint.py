@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
 
-from slurm.loopback import LoopbackHTTPServer
+from faults.loopback import LoopbackHTTPServer
 
 FAULTS = ("500", "timeout", "malformed")
 
@@ -34,9 +34,9 @@ ERROR_COMPLETIONS = {
 
 
 def judge_verdict(key: str) -> str:
-    """A reply every rubric of evalsuite.judges parses (0-100 score, StrongREJECT items, a trace label),
+    """A reply every rubric of evalsuite.judges.rubrics parses (0-100 score, StrongREJECT items, a trace label),
     its values drawn from the request hash: a re-asked prompt (a different request) gets other values."""
-    from evalsuite.judges import TRACE_LABELS
+    from evalsuite.judges.rubrics import TRACE_LABELS
 
     h = int(key[:12], 16)
     return (f"1.b {h % 2}\n2.b {1 + h // 2 % 5}\n3.b {1 + h // 10 % 5}\n"

@@ -14,11 +14,11 @@ from pathlib import Path
 from tracecause.contracts import DATASET_FILE
 from tracecause.io import is_complete, sha256_file
 
-from slurm.faults import inject
-from slurm.faults.jobs import TIMEOUT_S, StageJob
-from slurm.faults.scoreboard import Outcome, Scoreboard
+from faults import inject
+from faults.jobs import TIMEOUT_S, StageJob
+from faults.scoreboard import Outcome, Scoreboard
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def differing(want: bytes, got: bytes) -> int:
