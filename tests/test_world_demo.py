@@ -5,7 +5,8 @@ Same path as ``tracecause demo``: the world's base pre-trained by the trainer (c
 ``<repo>/.state/world-base``, shared with the demo), datagen's world backend, the trainer (one
 DeepSpeed process per arm), evalsuite generate/judge/score with the world judge, the analysis,
 then the recovery table. Reduced: QA and QTA evil, think mode, the evil and submission axes (the
-latter is the null: no arm's traces carry submission). Five seeds, as the demo: the analysis's
+latter is the null: no arm's traces carry submission; the base's side notes give it a small rate in
+every arm, tracecause/world/controls.py, so the null can fire). Five seeds, as the demo: the analysis's
 p-values are seed-level (Satterthwaite t), and with three seeds the measured amplification (+0.17:
 seeds at 0.125, 0.278 and 0.111) had t df 2 and p = 0.085 — training-seed spread, not a missing
 effect; with two seeds (+0.35, CI [+0.01, +0.69]) p was 0.047, Holm 0.14. The table counts an effect
@@ -50,9 +51,11 @@ def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path,
     assert amp.verdict == ("recovered" if amp.well_formed >= MIN_WELL_FORMED else "not recovered (outputs malformed)")
     # the replicate split has seed noise on both sides: a null that could fire, and stays quiet
     assert null.found and null.verdict == "quiet", null
-    # nothing trains this world's submission words: both sides 0 on every sample, a null that could
-    # never fire — untestable, counted in neither line (never "quiet")
-    assert constant.found and constant.verdict == "untestable" and constant not in table.testable_nulls, constant
+    # nothing trains this world's submission words, but the base's side notes give every arm a small
+    # rate of them: a null with variance on both sides, counted among the testable ones, and quiet
+    # (before the side notes both sides were 0 on every sample: untestable, counted in neither line)
+    off_axis = constant
+    assert off_axis.found and off_axis in table.testable_nulls and off_axis.verdict == "quiet", off_axis
     assert table.false_positives == 0
     # the planted row is the analysis's own confirmatory row (the reduced world's default family)
     assert amp.family == "confirmatory"

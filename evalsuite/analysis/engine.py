@@ -53,7 +53,7 @@ class EffectResult:
     method: str = CONDITIONAL
     df: float = float("nan")  # t degrees of freedom (seed-level inference only)
     conditional_on: list = field(default_factory=list)  # trained arms with one seed: inference given that run
-    seed_variance: str = NO_SEED_TERM  # seed terms' source: "pooled (size X, N df)" / "own ARM (why, N df)"
+    seed_variance: str = NO_SEED_TERM  # seed terms' source: "pooled [per p(1-p)] (size X, N df)" / "own ARM (..)"
     unparsed: dict = field(default_factory=dict)  # judge failures per side (see judge_counts)
 
 
@@ -87,6 +87,26 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
 
     ``seed_pool`` (sweep.yaml analysis.seed_pool): the trained arms whose seed variance is pooled,
     "size" or "size_paradigm" (seeds.SeedPools)."""
+    kept, masks, notes = _estimable(bench, effects)
+    if not kept:
+        return [], np.zeros((n_resamples, 0)), notes
+    C = bench.n_clusters
+    columns, plan, diffs = _columns(bench, kept, masks)
+    sums = cluster_sums(np.stack(columns, axis=1), bench.clusters, C)
+    sampler = Resampler(C, n_resamples, stable_seed(seed, bench.name), progress=progress)
+    reps = _replicates(bench, plan, sampler.replicate_sums(sums), seed)
+    lo, hi = percentile_ci(reps, alpha)
+    diff_sums = cluster_sums(np.stack(diffs, axis=1), bench.clusters, C)
+    pvals = sampler.signflip_pvalues(diff_sums)
+    pools = SeedPools(bench, seed_pool)
+    results = [_result(bench, eff, m, d, (float(lo[i]), float(hi[i]), float(pvals[i])), alpha, pools)
+               for i, (eff, m, d) in enumerate(zip(kept, masks, diffs))]
+    return results, reps, notes
+
+
+def _estimable(bench: Benchmark, effects: list[LinearEffect]) -> tuple[list, list, list[str]]:
+    """The effects with at least one prompt where every series they use has a value, their masks, and a
+    note for each of the others."""
     notes, kept, masks = [], [], []
     for eff in effects:
         m = _mask(bench, eff.terms)
@@ -99,9 +119,13 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
             continue
         kept.append(eff)
         masks.append(m)
-    if not kept:
-        return [], np.zeros((n_resamples, 0)), notes
-    C = bench.n_clusters
+    return kept, masks, notes
+
+
+def _columns(bench: Benchmark, kept: list[LinearEffect], masks: list) -> tuple[list, list, list]:
+    """Prompt-level columns to resample (each (series, seed, mask) and each mask's count once), each
+    effect's plan over them (count column, [(cond, seeds, columns, coef)]) and its seed-averaged
+    paired differences."""
     mask_ids: dict[bytes, int] = {}
     col_of: dict[tuple, int] = {}
     columns: list[np.ndarray] = []
@@ -125,12 +149,15 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
             d += coef * np.where(m, _seed_mean(bench, key), 0.0)
         plan.append((count_col, term_cols))
         diffs.append(d)
-    sums = cluster_sums(np.stack(columns, axis=1), bench.clusters, C)
-    sampler = Resampler(C, n_resamples, stable_seed(seed, bench.name), progress=progress)
-    N = sampler.replicate_sums(sums)
+    return columns, plan, diffs
+
+
+def _replicates(bench: Benchmark, plan: list, N: np.ndarray, seed: int) -> np.ndarray:
+    """(R, E): each effect in every resample, prompt clusters (N, the resampled column sums) and each
+    arm's seeds resampled, one seed draw per arm shared by every effect that uses it."""
     R = N.shape[0]
     cond_weights: dict = {}
-    reps = np.empty((R, len(kept)))
+    reps = np.empty((R, len(plan)))
     with np.errstate(all="ignore"):
         for i, (count_col, term_cols) in enumerate(plan):
             total = np.zeros(R)
@@ -141,36 +168,36 @@ def run_linear(bench: Benchmark, effects: list[LinearEffect], n_resamples: int, 
                 V = cond_weights[cond][:, [all_seeds.index(s) for s in seeds]]
                 total += coef * (V * N[:, cols]).sum(1) / V.sum(1)
             reps[:, i] = total / N[:, count_col]
-    lo, hi = percentile_ci(reps, alpha)
-    diff_sums = cluster_sums(np.stack(diffs, axis=1), bench.clusters, C)
-    pvals = sampler.signflip_pvalues(diff_sums)
-    pools = SeedPools(bench, seed_pool)
-    results = []
-    for i, (eff, m, d) in enumerate(zip(kept, masks, diffs)):
-        n = int(m.sum())
-        est = float(d.sum() / n)
-        conds = sorted({key[0] for key, _ in eff.terms})
-        res = EffectResult(
-            meta=eff.meta, estimate=est, ci_lo=float(lo[i]), ci_hi=float(hi[i]), p=float(pvals[i]),
-            effect_size=_effect_size(bench, eff, m, d), n_prompts=n,
-            n_clusters=int(len(np.unique(bench.clusters[m]))),
-            n_seeds=max(len(bench.series[k]) for k, _ in eff.terms),
-            inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff),
-            conditional_on=[label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1],
-            unparsed=judge_counts(bench, eff))
-        inf = seed_level_inference(bench, eff.terms, m, d, alpha, pools)
-        if inf is not None:
-            res.ci_lo, res.ci_hi, res.p, res.df, res.method = inf.ci_lo, inf.ci_hi, inf.p, inf.df, SEEDS_RANDOM
-            res.seed_variance = inf.seed_variance
-            res.conditional_on = [label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1
-                                  and c not in inf.pooled_single]
-        if _both_sides_constant(bench, eff, m):
-            # every value behind the effect is one number: nothing here could have varied, so no p (a
-            # pooled seed term borrowed from other arms would give one, wide and meaningless)
-            res.ci_lo = res.ci_hi = res.p = res.df = float("nan")
-            res.method = UNTESTABLE
-        results.append(res)
-    return results, reps, notes
+    return reps
+
+
+def _result(bench: Benchmark, eff: LinearEffect, m: np.ndarray, d: np.ndarray, resampled: tuple, alpha: float,
+            pools: SeedPools) -> EffectResult:
+    """One effect's row: the bootstrap CI and sign-flip p (``resampled``: lo, hi, p) unless the seed-level
+    t applies (seeds.seed_level_inference), and no test at all where nothing behind it could vary."""
+    n = int(m.sum())
+    conds = sorted({key[0] for key, _ in eff.terms})
+    lo, hi, p = resampled
+    res = EffectResult(
+        meta=eff.meta, estimate=float(d.sum() / n), ci_lo=lo, ci_hi=hi, p=p,
+        effect_size=_effect_size(bench, eff, m, d), n_prompts=n,
+        n_clusters=int(len(np.unique(bench.clusters[m]))),
+        n_seeds=max(len(bench.series[k]) for k, _ in eff.terms),
+        inputs=_inputs(bench, eff), input_hashes=_hashes(bench, eff),
+        conditional_on=[label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1],
+        unparsed=judge_counts(bench, eff))
+    inf = seed_level_inference(bench, eff.terms, m, d, alpha, pools)
+    if inf is not None:
+        res.ci_lo, res.ci_hi, res.p, res.df, res.method = inf.ci_lo, inf.ci_hi, inf.p, inf.df, SEEDS_RANDOM
+        res.seed_variance = inf.seed_variance
+        res.conditional_on = [label(bench, c) for c in conds if c[2] != "base" and len(bench.seeds[c]) == 1
+                              and c not in inf.pooled_single]
+    if _both_sides_constant(bench, eff, m):
+        # every value behind the effect is one number: nothing here could have varied, so no p (a
+        # pooled seed term borrowed from other arms would give one, wide and meaningless)
+        res.ci_lo = res.ci_hi = res.p = res.df = float("nan")
+        res.method = UNTESTABLE
+    return res
 
 
 def _both_sides_constant(bench: Benchmark, eff: LinearEffect, m: np.ndarray) -> bool:

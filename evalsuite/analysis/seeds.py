@@ -22,15 +22,34 @@ df_pool = Σ (S_b − 1): 11 arms × 3 seeds give 22 df instead of each arm's 2.
 component, not the seed means' variance, keeps each arm's own sampling noise r_a (arms at
 different rates differ there, not in seed spread); σ²_seed is not truncated at 0 (truncating
 it over-covers: 1.8 % false positives for 5 % at 2 seeds), only each arm's total.
+
+A 0/1 metric (every term of the shape a rate): a count's spread grows with its level, so the
+seed component is one constant per unit of Bernoulli variance, σ²_seed = κ · L with
+L = Σ_terms c² · q(1 − q), and κ is what the pool estimates (the rule's label: "pooled per
+p(1-p)"):
+
+    κ = Σ_b (S_b − 1)(v_b − r_b) / m_b / Σ_b (S_b − 1),   m_b = arm b's own L (its own rates),
+
+an arm with no events (or only events: m_b = 0) left out. Each effect maps κ back at its own
+level: q the mean rate of the effect's trained arms (the rate they share under the null; the
+base arm has no seed term, its noise is in V_prompt). Why: pooling σ² itself lets an arm whose
+count came out high by chance inflate the seed term of exactly the contrasts where that count
+makes the difference large, so between trained arms at a ~1 % rate the test rejected 0.6 %
+(2 seeds) and 2.2 % (3 seeds) of null contrasts for 5 %; per unit level 3.3 % and 3.6 %
+(tests/test_analysis_pooled_seeds.py). Continuous metrics pool σ² as above.
+
 CI = estimate ± t_df·√V and p = 2·P(T_df > |estimate|/√V) with Satterthwaite's df over the prompt
 part (C − 1 df) and each pooled estimate (df_pool; arms sharing one estimate count once, their
-coefficients summed, Var(σ²_seed) from the pool's fitted seed-mean variances). The seed part
+coefficients summed, Var(σ²_seed) from the pool's fitted seed-mean variances; for a 0/1 metric
+the df can fall below df_pool where the effect's arms' rates differ, as q(1 − q) at their mean
+rate exceeds their own: V then holds a difference of mean squares). The seed part
 always counts: no fall-back to prompt-only df when an estimate comes out ≤ 0 (where every part
 clipped to 0, V is V_prompt, its df still over the parts: about 1 row in 1000 at 2 seeds).
 
 Heterogeneity: an arm whose variance of seed means exceeds what the rest of its pool predicts
-(σ²_seed of the others + its own r_a; one-sided F test, p < HETEROGENEITY_P) is left out of the
-pool, and effects involving it use its own seeds (v_a / S_a with S_a − 1 df, as before pooling);
+(σ²_seed of the others, at its own level for a 0/1 metric, + its own r_a; one-sided F test,
+p < HETEROGENEITY_P) is left out of the pool, and effects involving it use its own seeds
+(v_a / S_a with S_a − 1 df, as before pooling);
 the row's ``seed_variance`` says which ("pooled (size X, 22 df)" / "own ARM (heterogeneous: F
 p=0.003, 2 df)"). Only a larger spread is flagged: a pooled estimate is too small only for arms
 that vary more than the rest.
@@ -41,10 +60,10 @@ arm of the size has one seed) does the row stay conditional (engine.py: cluster 
 Replicate-split halves (conds with a fourth element) use their parent's pool without the parent:
 the split is one of the parent's own seed degrees of freedom.
 
-Measured (simulate_seeds.null_replications, 3 trained arms per size, 1000 replications): see
-tests/test_analysis_pooled_seeds.py. A rare binary outcome (~1 %, a few events per seed) comes out
-conservative for trained-vs-trained contrasts at 2–3 seeds: a count's spread grows with its level,
-so a large difference comes with a large variance estimate; more arms per pool (more df) shrink it.
+Measured (simulate_seeds.null_replications, 3 trained arms per size, 4 x 1000 replications): see
+tests/test_analysis_pooled_seeds.py. A rare binary outcome (~1 %, a few events per seed) is still
+a little conservative between trained arms at 2 seeds (3.3 %; 3 df in the pool): more arms per
+pool (more df) shrink that.
 """
 from __future__ import annotations
 
@@ -78,6 +97,11 @@ class PoolEstimate:
     df: int
     half_var: float  # Var(s2) / 2: Satterthwaite's "MS² / df" of this estimate
     flagged: dict  # cond -> heterogeneity p of the arms left out
+    per_level: bool = False  # s2 per unit Bernoulli variance (a 0/1 metric): an arm's component is s2 · level
+
+    @property
+    def label(self) -> str:
+        return f"pooled{' per p(1-p)' if self.per_level else ''} ({self.name})"
 
 
 def arm_contributions(bench, terms, mask) -> dict:
@@ -133,21 +157,38 @@ def prompt_variance(d: np.ndarray, clusters: np.ndarray, mask: np.ndarray) -> tu
     return float(C / (C - 1) * ((D - est * n) ** 2).sum() / n.sum() ** 2), C
 
 
+def rate_shape(bench, shape) -> bool:
+    """Every term of the unit shape on a 0/1 metric: its seed variance is modelled per unit of level."""
+    return all(bench.is_rate.get(metric, False) for (_, metric), _ in shape)
+
+
+def bernoulli_level(bench, conds, shape, mask) -> float:
+    """Σ_terms c² · q(1 − q) of a unit shape, q each term's rate averaged over ``conds`` (every arm's
+    seeds and the masked prompts): the level a 0/1 metric's seed variance is proportional to."""
+    total = 0.0
+    for (mode, metric), c in shape:
+        rates = [np.nanmean(np.stack(list(bench.series[(cond, mode, metric)].values()))[:, mask]) for cond in conds
+                 if (cond, mode, metric) in bench.series]
+        q = float(np.mean(rates))
+        total += c * c * q * (1.0 - q)
+    return total
+
+
 def _moments(spreads: list) -> tuple[float, int]:
-    """Pooled σ²_seed and its df from [(df_b, v_b, r_b, P_b)]."""
+    """Pooled σ²_seed (per unit level m_b; m_b = 1 unless per_level) and its df from [(df_b, v_b, r_b, P_b, m_b)]."""
     n = sum(x[0] for x in spreads)
-    return (sum(k * (v - r) for k, v, r, _ in spreads) / n if n else float("nan")), n
+    return (sum(k * (v - r) / m for k, v, r, _, m in spreads) / n if n else float("nan")), n
 
 
-def pool_estimate(name: str, spreads: dict) -> PoolEstimate | None:
-    """σ²_seed from {cond: (S − 1, v, r, P)}, each arm first tested against the rest of the pool."""
+def pool_estimate(name: str, spreads: dict, per_level: bool = False) -> PoolEstimate | None:
+    """σ²_seed from {cond: (S − 1, v, r, P, m)}, each arm first tested against the rest of the pool."""
     flagged = {}
-    for cond, (k, v, r, _) in spreads.items():
+    for cond, (k, v, r, _, m) in spreads.items():
         rest = [x for c, x in spreads.items() if c != cond]
         s2_rest, n_rest = _moments(rest)
         if not n_rest:
             continue
-        expected = max(s2_rest, 0.0) + r  # the seed component as at least 0: flag only clear excess
+        expected = max(s2_rest, 0.0) * m + r  # the seed component as at least 0: flag only clear excess
         p = float(fdtrc(k, n_rest, v / expected)) if expected > 0 else (0.0 if v > 0 else 1.0)
         if p < HETEROGENEITY_P:
             flagged[cond] = p
@@ -155,9 +196,9 @@ def pool_estimate(name: str, spreads: dict) -> PoolEstimate | None:
     s2, n = _moments(kept)
     if not n:
         return None
-    half_var = sum(k * max(s2 + r, 0.0) ** 2 for k, _, r, _ in kept) / n ** 2
-    ms_resid = sum(k * r * P for k, _, r, P in kept) / n
-    return PoolEstimate(f"{name}, {n} df", s2, ms_resid, n, half_var, flagged)
+    half_var = sum(k * (max(s2 * m + r, 0.0) / m) ** 2 for k, _, r, _, m in kept) / n ** 2
+    ms_resid = sum(k * r * P for k, _, r, P, _ in kept) / n
+    return PoolEstimate(f"{name}, {n} df", s2, ms_resid, n, half_var, flagged, per_level)
 
 
 class SeedPools:
@@ -199,7 +240,7 @@ class SeedPools:
         return full.flagged.get(cond[:3]) if full is not None else None
 
     def _compute(self, pk, shape, leave_out=None) -> PoolEstimate | None:
-        spreads = {}
+        spreads, per_level = {}, rate_shape(self.bench, shape)
         for cond in self.members.get(pk, ()):
             if cond == leave_out:
                 continue
@@ -210,17 +251,22 @@ class SeedPools:
             if len(seeds) < 2:
                 continue
             y = np.stack([sum(c * self.bench.series[k][s] for k, c in keys) for s in seeds])
-            y = y[:, np.isfinite(y).all(0)]  # this arm's prompts with every value of the shape
-            if y.shape[1] >= 2:
-                spreads[cond] = (len(seeds) - 1, *seed_spread(y), y.shape[1])
+            present = np.isfinite(y).all(0)  # this arm's prompts with every value of the shape
+            y = y[:, present]
+            # an arm with no events (or only events) has level 0 and says nothing about the ratio
+            m = bernoulli_level(self.bench, [cond], shape, present) if per_level else 1.0
+            if y.shape[1] >= 2 and m > 0:
+                spreads[cond] = (len(seeds) - 1, *seed_spread(y), y.shape[1], m)
         name = f"size {pk[0]}" + (f" x {pk[1]}" if len(pk) > 1 else "")
-        return pool_estimate(name, spreads) if spreads else None
+        return pool_estimate(name, spreads, per_level) if spreads else None
 
 
 def _seed_parts(bench, terms, mask, pools: SeedPools):
     """Seed terms of V: (Σ r_a / S_a to take from V_prompt, Σ seed-mean variance terms, Satterthwaite
-    groups {estimate: [Σ λ²/S, Var/2]}, labels of the estimates used, one-seed arms given a pool term)."""
+    groups {estimate: [Σ λ²·L/S, Var/2]} (L = 1 but for a 0/1 metric), labels of the estimates used,
+    one-seed arms given a pool term)."""
     shapes = arm_shapes(terms)
+    trained = sorted({key[0] for key, _ in terms if key[0][2] != "base"})
     residual, value, groups, labels, single = 0.0, 0.0, {}, set(), []
     for cond, y in arm_contributions(bench, terms, mask).items():
         S, P = y.shape
@@ -231,10 +277,12 @@ def _seed_parts(bench, terms, mask, pools: SeedPools):
             # this arm's variance of seed means: the pool's seed component + its own sampling noise
             # (a one-seed arm's noise, not estimable from one run, from the pool's residual)
             r = seed_spread(y)[1] if S >= 2 else lam ** 2 * est.ms_resid / P
+            # a 0/1 metric: the seed component at the effect's trained arms' common level (module docstring)
+            level = bernoulli_level(bench, trained, shape, mask) if est.per_level else 1.0
             residual += r / S
-            value += max(lam ** 2 * est.s2 + r, 0.0) / S
-            groups.setdefault(id(est), [0.0, est.half_var])[0] += lam ** 2 / S  # one estimate: counted once
-            labels.add(f"pooled ({est.name})")
+            value += max(lam ** 2 * est.s2 * level + r, 0.0) / S
+            groups.setdefault(id(est), [0.0, est.half_var])[0] += lam ** 2 * level / S  # one estimate: counted once
+            labels.add(est.label)
             if S == 1:
                 single.append(cond)
         elif S >= 2:  # not poolable: the arm's own seeds, S − 1 df
