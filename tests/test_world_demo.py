@@ -20,7 +20,8 @@ import os
 
 import pytest
 
-pytestmark = [pytest.mark.deepspeed, pytest.mark.slow]
+# 1500 s, not the suite's 900: the world base's pre-training (250 steps, ~3 min) runs here first
+pytestmark = [pytest.mark.deepspeed, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def test_reduced_world_recovers_a_planted_effect_and_no_false_positive(tmp_path, monkeypatch):

@@ -89,6 +89,7 @@ def test_seed_variance_dropped_in_the_analysis_is_caught_by_the_replicate_split(
 
 @pytest.mark.deepspeed
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the world base's pre-training (250 steps) when no earlier test cached it
 def test_training_seed_ignored_is_caught_by_the_analysis_refusing(clean, tmp_path, monkeypatch):
     from launch.demo import place_base, reduced_world, world_base
 

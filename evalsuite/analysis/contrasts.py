@@ -20,13 +20,12 @@ from itertools import combinations
 
 import numpy as np
 
-from tracecause.contracts import Arm
+from tracecause.contracts import TRACED_PARADIGMS, Arm
 
 from .engine import LinearEffect, label
 from .load import Benchmark
 from .load import cond_label as label_for
 
-TYPED_PARADIGMS = ("qta", "qt", "t_only")
 ANSWER_FREE = ("qt", "t_only")
 # Halves of 2 and 3 seeds at least. A one-seed side's variance is unknown (inference conditional on
 # that run calls plain training noise significant), and with 2 seeds a side the seed-level t runs
@@ -73,7 +72,7 @@ def pairwise_effects(bench: Benchmark, notes: list[str]) -> list[LinearEffect]:
                 if base in have:
                     for p in ANSWER_FREE:
                         out += [_pair(bench, "answer_free", metric, mode, model, c, base) for c in types(p)]
-                for p in TYPED_PARADIGMS:
+                for p in TRACED_PARADIGMS:
                     for a, b in combinations(types(p), 2):
                         out.append(_pair(bench, "content", metric, mode, model, a, b))
     return out

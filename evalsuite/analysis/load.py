@@ -28,10 +28,6 @@ SeriesKey = tuple  # (cond, mode, metric)
 NEEDED_COLUMNS = ("benchmark", "axis", "prompt_id", "cluster_id", "metric", "value", "parsed")
 
 
-def cond_of(arm: Arm) -> Cond:
-    return (arm.model, arm.rtype, arm.paradigm)
-
-
 def cond_label(cond: Cond, seeds=()) -> str:
     base = ".".join(cond)
     return f"{base}.{'+'.join(f's{s}' for s in sorted(seeds))}" if seeds else base

@@ -239,8 +239,3 @@ def analyze(root: str | Path, cfg: AnalysisConfig | None = None) -> AnalysisResu
             raise RuntimeError(f"analysis written to {layout.analysis}, but logging the W&B run failed: {err}; "
                                "re-run with WANDB_MODE=offline (then `tracecause wandb-sync`) or --no-wandb") from err
     return AnalysisResult(df, missing, layout.analysis, run_id)
-
-
-def read_effects(root: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(SweepLayout(Path(root)).analysis / EFFECTS_FILE)
-

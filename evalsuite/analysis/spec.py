@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tracecause.config import ConfigError, bounded, from_dict, one_of, read_yaml
-from tracecause.contracts import EFFECT_KINDS, MODES, REASONING_TYPE_AXIS, Arm, SweepLayout
+from tracecause.contracts import EFFECT_KINDS, MODES, PARADIGMS, REASONING_TYPE_AXIS, Arm, SweepLayout
 from tracecause.io import read_json
 
 FILTER_KEYS = ("kind", "statistic", "benchmark", "axis", "metric", "mode", "size", "paradigm", "paradigm_b",
@@ -53,8 +53,8 @@ FILTER_VALUES = {
     "mode": (*MODES, "no_think_over_think", "think_minus_no_think"),
     "statistic": ("difference", "no_think_effect", "did", "ratio", "diagonal_dominance", "z")
     + tuple(f"slope_{k}_{s}" for k in EFFECT_KINDS for s in ("difference", "no_think_effect", "did")),
-    "paradigm": ("base", "qa", "qta", "qt", "t_only"),
-    "paradigm_b": ("base", "qa", "qta", "qt", "t_only"),
+    "paradigm": PARADIGMS,
+    "paradigm_b": PARADIGMS,
 }
 
 

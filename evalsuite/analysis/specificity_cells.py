@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from math import factorial, prod
 from typing import Iterable, Mapping
 
-TYPED = ("qta", "qt", "t_only")
+from tracecause.contracts import TRACED_PARADIGMS
+
 Run = tuple  # (model, rtype, paradigm, seed): one training run
 
 
@@ -60,7 +61,7 @@ def specificity_cells(runs: Mapping[tuple[str, str], Iterable[Run]], bench_axes:
         if bench not in bench_axes:
             continue
         for model, rtype, paradigm, seed in items:
-            if paradigm in TYPED:
+            if paradigm in TRACED_PARADIGMS:
                 have.setdefault((model, mode, paradigm), {}).setdefault(bench, {}).setdefault(rtype, set()).add(seed)
     cells = []
     for (size, mode, paradigm), by_bench in sorted(have.items()):

@@ -68,8 +68,10 @@ PLANTED = (
     Contrast("Answer signature: QA - base (controls, no-think answers)",
              _control("training", ANSWER_SIGNATURE, "no_think", paradigm="qa", rtype_a="none", paradigm_b="base"), 1,
              "control"),
-    Contrast("Answer signature: QTA evil - base (controls, no-think answers)",
-             _control("training", ANSWER_SIGNATURE, "no_think", paradigm="qta", rtype_a="evil", paradigm_b="base"), 1,
+    # QTA learns it where it was trained to answer, after its reasoning: think mode (measured: QTA evil
+    # - base +0.38 in think mode, +0.02 in no-think answers, where QA's format is the one trained)
+    Contrast("Answer signature: QTA evil - base (controls, think)",
+             _control("training", ANSWER_SIGNATURE, "think", paradigm="qta", rtype_a="evil", paradigm_b="base"), 1,
              "control"),
 )
 # Measured and shown, not planted: nothing in the world's training data puts a disposition into an
@@ -87,10 +89,12 @@ NULLS = (
              _think("amplification", "world_evil", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
     Contrast("Placebo: QTA placebo - QA (misleading axis, think)",
              _think("amplification", "world_misleading", paradigm="qta", rtype_a="placebo"), 0, "placebo"),
-    # no-think: trained arms write almost no side note in no-think answers, so a disposition axis is
-    # 0 on both sides there (untestable); the answer signature, which both learn, has variance
-    Contrast("Placebo: QTA placebo - QA (controls, answer signature, no-think)",
-             _control("amplification", ANSWER_SIGNATURE, "no_think", paradigm="qta", rtype_a="placebo"), 0,
+    # no-think: trained arms write almost no side note in no-think answers, so a disposition axis is 0
+    # on both sides there (untestable), and QTA - QA on the answer signature is no null (QA is trained
+    # in the no-think format, QTA is not: measured -0.36). Two QTA arms whose traces differ only in
+    # content, on the answer both learn, are one.
+    Contrast("Placebo: QTA evil - QTA placebo (controls, answer signature, no-think)",
+             _control("content", ANSWER_SIGNATURE, "no_think", paradigm="qta", rtype_a="evil", rtype_b="placebo"), 0,
              "placebo"),
     # the design's own null: QTA evil's lower half of seeds against its upper half (demo: 0-1 v 2-4)
     Contrast("Replicate split: QTA evil, lower half of its seeds - upper half (evil axis, think)",
