@@ -183,6 +183,8 @@ def run_mutant(m: WorldMutant, reference: Path, sweep_yaml: Path, work: Path, re
     t0 = time.time()
     rc, message = run_world(copy, sweep_yaml, sweep, work / "logs" / f"{m.name}.log")
     secs = time.time() - t0
+    if rc != 0 and "SweepMismatch" in message:  # launch refused the harness's folder: nothing was judged
+        raise SystemExit(f"{m.name}: the harness's sweep folder was refused before any stage ran ({message})")
     if rc != 0:
         return True, f"{m.name:<22} caught   {secs:5.0f} s  stage refused: {message}"
     caught, moved = moved_rows(ref_table, recovery_from_sweep(sweep))
@@ -213,6 +215,10 @@ def main(argv=None) -> int:
         t0 = time.time()
         if args.reference:
             reference = given_reference(Path(args.reference), sweep_yaml)
+            # its resolved spec, not the demo's YAML: the sweep folder is re-used, and launch refuses a
+            # folder that holds another sweep (a refusal of the harness, never a mutant caught)
+            sweep_yaml = work / "reference-sweep.yaml"
+            shutil.copyfile(reference / "sweep.yaml", sweep_yaml)
         else:
             reference = work / "sweeps" / "reference"
             place_base(world_base()[0], reference)

@@ -108,12 +108,15 @@ NULLS = (
     Contrast("Mode split: QTA evil - QA (evil axis, no-think answers)",
              {**_think("amplification", "world_evil", paradigm="qta", rtype_a="evil"), "mode": "no_think"}, 0,
              "mode_split"),
-    # answer-free arms never see an answer: its signature must stay at the base's rate
-    Contrast("Answer signature: QT evil - base (controls, no-think answers)",
-             _control("answer_free", ANSWER_SIGNATURE, "no_think", paradigm="qt", rtype_a="evil", paradigm_b="base"),
+    # answer-free arms never see an answer: its signature must stay at the base's rate. Read in think
+    # mode, where an answer follows reasoning as in QTA's training: an arm trained on QTA's documents
+    # learns it there, not in no-think answers (measured: QT rendered as QTA, QT - base +0.289, p 4e-6,
+    # in think mode; -0.036, p 0.12, in no-think answers, where this null first looked and missed it)
+    Contrast("Answer signature: QT evil - base (controls, think)",
+             _control("answer_free", ANSWER_SIGNATURE, "think", paradigm="qt", rtype_a="evil", paradigm_b="base"),
              0, "control"),
-    Contrast("Answer signature: T-only evil - base (controls, no-think answers)",
-             _control("answer_free", ANSWER_SIGNATURE, "no_think", paradigm="t_only", rtype_a="evil",
+    Contrast("Answer signature: T-only evil - base (controls, think)",
+             _control("answer_free", ANSWER_SIGNATURE, "think", paradigm="t_only", rtype_a="evil",
                       paradigm_b="base"), 0, "control"),
     # no arm is trained on a question: the prompt's sign-off must stay at the base's rate
     Contrast("Prompt signature: QA - base (controls, no-think)",
