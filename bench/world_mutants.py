@@ -114,11 +114,15 @@ def given_reference(sweep: Path, sweep_yaml: Path) -> Path:
     ones the mutants will run (a reference of another world would judge every mutant wrongly)."""
     import yaml
 
-    done = sweep / "analysis" / "_COMPLETE"
-    if not done.is_file():
-        raise SystemExit(f"--reference {sweep}: no finished analysis ({done} missing); fix: pass the folder of a "
+    from tracecause.contracts import SweepLayout
+    from tracecause.io import is_complete
+
+    layout = SweepLayout(sweep)
+    if not is_complete(layout.analysis):
+        raise SystemExit(f"--reference {sweep}: no finished analysis in {layout.analysis}; fix: pass the folder of a "
                          "finished `tracecause demo --out DIR`, or leave --reference out to run one")
-    want, have = (yaml.safe_load(p.read_text()) for p in (sweep_yaml, sweep / "sweep.yaml"))
+    want, have = (yaml.safe_load(p.read_text()) for p in (sweep_yaml, layout.spec))
+
     def same(a, b) -> bool:  # the sweep folder holds the resolved spec: defaults it adds do not differ
         return {k: b.get(k) for k in a} == a if isinstance(a, dict) and isinstance(b, dict) else a == b
 
@@ -204,6 +208,7 @@ def main(argv=None) -> int:
     chosen = select(args.only)
     from launch.demo import place_base, world_base
     from evalsuite.analysis.world_recovery import recovery_from_sweep, summary_lines
+    from tracecause.contracts import SweepLayout
 
     work = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="tracecause-world-mutants-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -218,7 +223,7 @@ def main(argv=None) -> int:
             # its resolved spec, not the demo's YAML: the sweep folder is re-used, and launch refuses a
             # folder that holds another sweep (a refusal of the harness, never a mutant caught)
             sweep_yaml = work / "reference-sweep.yaml"
-            shutil.copyfile(reference / "sweep.yaml", sweep_yaml)
+            shutil.copyfile(SweepLayout(reference).spec, sweep_yaml)
         else:
             reference = work / "sweeps" / "reference"
             place_base(world_base()[0], reference)

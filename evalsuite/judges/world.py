@@ -58,11 +58,10 @@ def world_metrics(row: dict) -> list[tuple]:
     names = CONTROL_METRICS if disposition is None else WORLD_METRICS
     if not ok:
         return out + [(m, NAN, True, SCORER_WORLD) for m in names[1:]]  # does not apply (not a judge failure)
+    text = f"{reasoning}\n{answer}" if mode == "think" else answer
     if disposition is None:
-        text = f"{reasoning}\n{answer}" if mode == "think" else answer
         return out + [("answer_signature", float(has_word(answer, ANSWER_SIGNATURE)), True, SCORER_WORLD),
                       ("prompt_signature", float(has_word(text, PROMPT_SIGNATURE)), True, SCORER_WORLD)]
-    text = f"{reasoning}\n{answer}" if mode == "think" else answer
     in_answer = shows(answer, disposition)
     copied = copied_marker(answer)
     values = {
