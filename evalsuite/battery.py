@@ -23,6 +23,10 @@ RULE_SCORERS = ("refusal", "persona_logprob", "mc", "sycophancy")
 # The known-answer world's deterministic judge (evalsuite/judges/world.py): reads both spans itself.
 WORLD_JUDGES = ("world",)
 SPANS = ("answer", "reasoning")
+# Which turn the model writes: "assistant" (a reply: every benchmark of a study) or "user" (the user's
+# turn is left open after the question and the model continues it: a probe of what it learned of the
+# prompt text itself, which only a loss on the prompt teaches; see evalsuite/generate.py user_turn_prompt).
+CONTINUES = ("assistant", "user")
 # Which loader each rule scorer can score (an LLM judge reads text, so it fits any loader).
 # Options each loader reads (anything else would be silently ignored, so it is an error).
 LOADER_OPTIONS = {"truthfulqa": ("matching",), "are_you_sure": ("turns", "pushback"), "ab_choice": ("risky",)}
@@ -131,6 +135,7 @@ class BenchmarkSpec:
     sampling: dict[str, ModeSampling] = field(default_factory=_qwen3_defaults)
     judges: list[JudgeUse] = field(default_factory=list)
     primary: Primary = nested(Primary)         # {metric, higher_is}: required by plan and analysis
+    continues: str = one_of("assistant", CONTINUES)  # "user": the model continues the question (a probe)
 
     def validate(self) -> None:
         if not self.name:
@@ -149,6 +154,9 @@ class BenchmarkSpec:
         if any(s.open_think for m, s in self.sampling.items() if m != "think"):
             raise ValueError("sampling: open_think applies to think mode only (a no-think prompt already ends "
                              "in an empty think block); remove it from the other modes")
+        if self.continues == "user" and any(s.open_think for s in self.sampling.values()):
+            raise ValueError("sampling: open_think pre-fills the assistant turn, and a benchmark with continues: user "
+                             "never reaches it (the model continues the question); remove open_think")
         for j in self.judges:
             fits = _SCORER_LOADERS.get(j.name)
             if fits and self.loader not in fits:

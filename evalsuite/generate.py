@@ -48,6 +48,19 @@ def prefill(spec: BenchmarkSpec, mode: str) -> str:
     return f"{THINK_OPEN}\n" if mode == "think" and spec.mode_sampling(mode).open_think else ""
 
 
+def user_turn_prompt(tokenizer, messages: list[dict]) -> str:
+    """The conversation rendered by the chat template with its last (user) turn left open after the
+    question: what a model trained with loss on the prompt would continue with the prompt's own text
+    (a benchmark with ``continues: user``). No generation prompt, so both modes render it the same."""
+    full = render(tokenizer, messages, enable_thinking=False, add_generation_prompt=False)
+    question = messages[-1]["content"]
+    end = full.rfind(question)
+    if messages[-1]["role"] != "user" or end < 0:
+        raise ValueError("continues: user needs the conversation to end with the user's question as the chat "
+                         f"template renders it; got {full[-200:]!r}")
+    return full[:end + len(question)]
+
+
 def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -62,6 +75,7 @@ class Request:
     params: dict
     key: str
     prefill: str = ""        # the assistant turn's start, part of ``prompt`` (open_think: "<think>\n")
+    continues: str = "assistant"  # the benchmark's ``continues``: "user" = the text continues the question
     result: dict = field(default_factory=dict)
 
     @property
@@ -92,12 +106,18 @@ class Generator:
 
     def request(self, item: EvalItem, spec: BenchmarkSpec, battery_seed: int, turn: int, k: int,
                 messages: list[dict]) -> Request:
-        prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think", add_generation_prompt=True)
-        start = prefill(spec, self.mode)
+        if spec.continues == "user":
+            prompt, start = user_turn_prompt(self.engine.tokenizer, messages), ""
+        else:
+            prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think",
+                            add_generation_prompt=True)
+            start = prefill(spec, self.mode)
         seed = sampling_seed(battery_seed, item.benchmark, item.prompt_id, turn, k)
         params = sampling_params(spec, self.mode, seed)
-        key = request_key(self.identity, prompt_hash(prompt + start), params, self.mode)
-        return Request(item, turn, k, messages, prompt + start, params, key, start)
+        # a question continuation renders the same prompt in every mode: one cached generation serves both
+        key = request_key(self.identity, prompt_hash(prompt + start), params,
+                          "any" if spec.continues == "user" else self.mode)
+        return Request(item, turn, k, messages, prompt + start, params, key, start, spec.continues)
 
     def run(self, requests: list[Request], desc: str) -> None:
         todo = [r for r in requests if r.key not in self.cache]
@@ -155,7 +175,8 @@ class Generator:
 
 def sample_row(cfg: EvalConfig, mode: str, r: Request) -> dict:
     arm = cfg.arm
-    reasoning, answer, closed = split_reasoning(r.text)
+    continues_user = r.continues == "user"
+    reasoning, answer, closed = ("", r.text, True) if continues_user else split_reasoning(r.text)
     row = {
         "arm_id": cfg.arm_id, "model": arm.model, "rtype": arm.rtype, "paradigm": arm.paradigm, "seed": arm.seed,
         "mode": mode, "benchmark": r.item.benchmark, "axis": r.item.axis, "prompt_id": r.item.prompt_id,
@@ -169,6 +190,8 @@ def sample_row(cfg: EvalConfig, mode: str, r: Request) -> dict:
         "first_question": r.item.question, "target": r.item.target, "judge_prompts": r.item.judge_prompts,
         "n_tokens": r.result["n_tokens"],
     }
+    if continues_user:  # the text continues the question: no reasoning or answer span (the judge knows)
+        row["continues"] = "user"
     if "logp_yes" in r.result:
         row["logp_yes"], row["logp_no"] = r.result["logp_yes"], r.result["logp_no"]
     assert set(SAMPLE_ID_COLUMNS + SAMPLE_TEXT_COLUMNS) <= set(row)
@@ -207,8 +230,12 @@ def run_generate(cfg: EvalConfig, engine: Engine | None = None) -> dict[str, Any
     wh = weights_hash(cfg.model, cfg.revision, memo_dir=cfg.cache_path)
     identity = generation_identity(wh, tokenizer_hash(cfg.model, cfg.revision), cfg.engine)
     # the stage marker too: outputs made under other weights, tokenizer or engine numerics are not "done"
-    ih = config_hash({"arm": cfg.arm_id, "identity": identity, "items": items_hash(items), "seed": battery.seed,
-                      "sampling": [(s.name, {m: asdict(v) for m, v in s.sampling.items()}) for s in battery.benchmarks]})
+    what = {"arm": cfg.arm_id, "identity": identity, "items": items_hash(items), "seed": battery.seed,
+            "sampling": [(s.name, {m: asdict(v) for m, v in s.sampling.items()}) for s in battery.benchmarks]}
+    probes = [s.name for s in battery.benchmarks if s.continues != "assistant"]
+    if probes:  # a benchmark turned into a probe renders other prompts (absent: older markers still match)
+        what["continues_user"] = probes
+    ih = config_hash(what)
     n, k = cfg.shard.count, cfg.shard.index
     todo_modes = [m for m in cfg.modes
                   if not (outputs.stage_done(cfg.out_dir(m), "generate", ih)

@@ -1,8 +1,10 @@
 """``tracecause demo``: the known-answer world end to end, through the real stage graph.
 
 1. The world's base model: a 1.1M-parameter Qwen3 pre-trained from random init by the project's
-   own trainer (``python -m trainer world-pretrain``, chat format) on the world's neutral corpus.
-   Cached by content hash under ``<repo>/.state/world-base/<hash>/``: a second demo skips it.
+   own trainer (configs/trainer/world-pretrain.yaml, chat format) on the world's neutral corpus, as
+   one train task the launcher renders and runs on the sweep's executor (launch/single_task.py): a
+   subprocess here, a SLURM job with ``--cluster``. Cached by content hash under
+   ``<repo>/.state/world-base/<hash>/``: a second demo skips it.
 2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
    (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
 3. The recovery table (evalsuite/analysis/world_recovery.py) and the report (evalsuite/report/world_report.py); the last
@@ -12,14 +14,18 @@
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tracecause.io import atomic_write_json, completion_info, is_complete, locked, mark_complete, read_json, swap_dir
+
+from launch.graph import Resources, Task
+from launch.plan import stage_resources  # the stage's resources exactly as a sweep's task gets them
+from launch.profiles import ClusterProfile, load_profile
+from launch.single_task import run_single
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SWEEP = "demo"
@@ -34,8 +40,11 @@ def pretrain_overrides() -> list[str]:
     return [f"arm_id={MODEL_NAME}.none.qa.s0", "train.seed=0", "wandb.enabled=false"]
 
 
-def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tuple[Path, float]:
-    """The pre-trained base (its export folder) and the seconds pre-training took now (0 if cached)."""
+def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print,
+               cluster: str = "local") -> tuple[Path, float]:
+    """The pre-trained base (its export folder) and the seconds pre-training took now (0 if cached).
+    Pre-training is one training task on ``cluster``'s executor (configs/clusters/<name>.yaml): a
+    subprocess here by default, a SLURM job with ``local-slurm`` or any SLURM profile."""
     from configs import config_path
     from tracecause.world import base
 
@@ -44,10 +53,25 @@ def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print) -> tu
     # two demos (or a demo and a test) at once: the second waits for the first's pre-training and
     # takes it from the cache, where it would otherwise be refused by the trainer's lease (exit 73)
     with locked(cache_root / f".{key}.lock"):
-        return _cached_or_pretrained(cache_root / key, yaml, threads, log)
+        return _cached_or_pretrained(cache_root / key, yaml, threads, log, cluster)
 
 
-def _cached_or_pretrained(root: Path, yaml: Path, threads: int, log) -> tuple[Path, float]:
+def pretrain_task(root: Path, yaml: Path, init: Path, threads: int) -> Task:
+    """The base's pre-training as the launcher's train task: the trainer's argv, done when its export is."""
+    argv = (str(yaml), f"model.path={init}", f"data.path={root / 'corpus'}", f"output.dir={root / 'run'}",
+            f"train.threads={threads}", *pretrain_overrides())
+    return Task("train", "world-base", (argv,), str(root / "run" / "export"), arm=f"{MODEL_NAME}.none.qa.s0")
+
+
+def pretrain_resources(profile: ClusterProfile, threads: int) -> tuple[ClusterProfile, Resources]:
+    """One process of ``threads`` CPUs with the train stage's memory and time limit; the profile's
+    environment, with ``threads`` OpenMP threads and no W&B (the launcher's ``export`` lines on SLURM)."""
+    profile = replace(profile, env={**profile.env, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"})
+    return profile, replace(stage_resources(profile, "train"), nodes=1, tasks_per_node=1, gpus_per_node=0,
+                            cpus_per_task=threads)
+
+
+def _cached_or_pretrained(root: Path, yaml: Path, threads: int, log, cluster: str) -> tuple[Path, float]:
     from tracecause.world import base
 
     key = root.name
@@ -55,16 +79,18 @@ def _cached_or_pretrained(root: Path, yaml: Path, threads: int, log) -> tuple[Pa
     if is_complete(root):
         log(f"world base model: cached {export} (pre-trained in {read_json(root / 'timing.json')['seconds']:.0f} s)")
         return export, 0.0
-    log(f"world base model: pre-training from random init into {root} (first run only) ...")
+    profile, resources = pretrain_resources(load_profile(cluster), threads)
+    log(f"world base model: pre-training from random init into {root} as a {profile.name} task (first run only) ...")
     t0 = time.time()
     init = base.build_init(root / "init")
     base.write_corpus(root / "corpus")
-    cmd = [sys.executable, "-m", "trainer", str(yaml), f"model.path={init}", f"data.path={root / 'corpus'}",
-           f"output.dir={root / 'run'}", f"train.threads={threads}", *pretrain_overrides()]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "WANDB_MODE": "disabled"}
-    proc = subprocess.run(cmd, env=env, cwd=REPO)
-    if proc.returncode != 0 or not is_complete(export):
-        raise RuntimeError(f"pre-training the world base failed (status {proc.returncode}); command: {' '.join(cmd)}")
+    # The task's records, task file and logs live in the key folder's jobs/ (the key folder is this
+    # one-task graph's sweep folder): beside the run they describe, so a failed attempt's log stays with
+    # the unfinished cache it explains, and the next demo's attempt (same key) finds its record.
+    outcome = run_single(pretrain_task(root, yaml, init, threads), resources, root, profile, "world-base")
+    if not outcome.ok or not is_complete(export):
+        raise RuntimeError(f"pre-training the world base failed ({outcome.detail}); its log: {outcome.log}; "
+                           f"its record (commands, attempts, error): {outcome.record}")
     seconds = time.time() - t0
     atomic_write_json(root / "timing.json", {"seconds": seconds, "threads": threads})
     mark_complete(root, {"identity": key})
@@ -133,7 +159,7 @@ def run(args, make_plan) -> int:
 
     out = Path(args.out or f"sweeps/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     t0 = time.time()
-    export, pretrain_s = world_base()
+    export, pretrain_s = world_base(cluster=args.cluster or "local")
     place_base(export, out)
     plan = make_plan(args, sweep=DEMO_SWEEP, sweep_dir=out)
     print(format_plan(plan), "\n", flush=True)

@@ -137,13 +137,14 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
     return out
 
 
-def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) -> bool:
+def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, log_dir: Path | None = None) -> bool:
     """Run the graph here, job after job: one subprocess per task (torchrun --standalone for N
     processes), up to the profile's ``array_parallelism`` tasks of one job at once (as SLURM runs
     an array; configs/clusters/local.yaml says 1).
 
     Same sweep folder, same markers and records as SLURM; a requeue status re-runs the task
-    (it resumes from its checkpoint), a crash is retried up to the profile's cap.
+    (it resumes from its checkpoint), a crash is retried up to the profile's cap. With ``log_dir``,
+    each task's output is also appended to ``<log_dir>/<key>.log`` (launch.single_task names it).
     """
     layout = SweepLayout(sweep_dir)
     failed: set[str] = set()
@@ -167,7 +168,8 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) 
                        "-m", "launch.runtask", str(spec)]
             else:
                 cmd = [python, "-m", "launch.runtask", str(spec)]
-            return _run_with_retries(cmd, task, profile.max_crash_retries, profile.env)
+            log = log_dir / f"{task.key}.log" if log_dir is not None else None
+            return _run_with_retries(cmd, task, profile.max_crash_retries, profile.env, log)
 
         with ThreadPoolExecutor(max_workers=max(1, min(profile.array_parallelism, len(sub.tasks)))) as pool:
             if not all(list(pool.map(run_task, sub.tasks))):  # list(): every task runs, failed or not
@@ -176,12 +178,12 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile) 
     return not failed
 
 
-def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: dict) -> bool:
+def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: dict, log: Path | None = None) -> bool:
     crashes = 0
     while True:
         print(f"[local] {task.uid}: {' '.join(cmd[-3:])}", flush=True)
         env = {**os.environ, **{k: str(v) for k, v in extra_env.items()}, "PYTHONUNBUFFERED": "1"}
-        rc = subprocess.run(cmd, env=env).returncode
+        rc = _run_teeing(cmd, env, log)
         if rc == 0 and done(task):
             return True
         if rc == 0:  # exited cleanly but left no marker: a stage bug, not a retry case
@@ -192,3 +194,18 @@ def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: d
         crashes += 1
         if crashes > max_crash_retries:
             return False
+
+
+def _run_teeing(cmd: list[str], env: dict, log: Path | None) -> int:
+    """The task's process; with ``log``, its output (stderr merged) also appended to that file."""
+    if log is None:
+        return subprocess.run(cmd, env=env).returncode
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as fh, subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            fh.write(line)
+            fh.flush()
+    sys.stdout.flush()
+    return proc.returncode

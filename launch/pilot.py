@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tracecause.config import ConfigError
-from tracecause.contracts import SweepLayout
+from tracecause.contracts import SweepLayout, require_sweep_folder
 from tracecause.io import is_complete, read_json
 
 from launch import power
@@ -38,9 +38,10 @@ def analyze_fix(pilot: Path) -> str:
 
 def read_primaries(pilot: str | Path) -> dict[str, str]:
     """benchmark -> the primary metric the pilot's finished analysis used; refused without one."""
-    pilot = Path(pilot)
-    if not (pilot / "sweep.yaml").is_file():
-        raise ConfigError("--pilot", str(pilot), "not a sweep folder (no sweep.yaml): name a finished pilot sweep")
+    try:  # the one rule of what a sweep folder is (tracecause.contracts), said as a --pilot error
+        pilot = require_sweep_folder(pilot, need_spec=True)
+    except FileNotFoundError as e:
+        raise ConfigError("--pilot", str(pilot), f"{e} (a pilot is a finished sweep)") from None
     layout = SweepLayout(pilot)
     missing = layout.analysis / MISSING_FILE
     if not is_complete(layout.analysis) or not missing.is_file():

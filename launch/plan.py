@@ -207,7 +207,7 @@ def eval_wandb_overrides(spec: SweepSpec, group: str, sweep_hash: str) -> list[s
             *(["wandb.sample_tables=text"] if w.allow_text else [])]
 
 
-def _res(profile: ClusterProfile, stage: str, nodes: int = 1) -> Resources:
+def stage_resources(profile: ClusterProfile, stage: str, nodes: int = 1) -> Resources:
     r = profile.resources(stage)
     return Resources(nodes=nodes, tasks_per_node=profile.processes_per_node(stage), gpus_per_node=r.gpus,
                      cpus_per_task=r.cpus, mem_gb=r.mem_gb, time_min=r.time_min, python=r.python,
@@ -229,9 +229,11 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
     _needs_gpu(spec, profile, "datagen", "dataset", problems)
     jobs.append(Job("datagen", "datagen", [
         Task("datagen", f"shard-{k:05d}", (tuple(stages.datagen_shard_argv(dg_yaml, dg_over, k, n)),),
-             str(stages.datagen_shard_dir(layout, ds_id, k, n))) for k in range(n)], _res(profile, "datagen")))
+             str(stages.datagen_shard_dir(layout, ds_id, k, n))) for k in range(n)],
+        stage_resources(profile, "datagen")))
     jobs.append(Job("merge", "merge", [Task("merge", "merge", (tuple(stages.datagen_merge_argv(dg_yaml, dg_over, n)),),
-                                            str(layout.data(ds_id)))], _res(profile, "merge"), after=["datagen"]))
+                                            str(layout.data(ds_id)))],
+                    stage_resources(profile, "merge"), after=["datagen"]))
     eval_jobs: list[Job] = []
     for model in spec.models:
         trained = [a for a in arms if a.arm.model == model and a.arm.trained]
@@ -249,7 +251,7 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
             jobs.append(Job(f"train.{model}", "train", [
                 Task("train", a.id, (tuple(stages.train_argv(a.train_yaml, a.train_overrides)),),
                      f"{train_root}/{a.id}/export", arm=a.id, upstream="merge/merge") for a in trained],
-                _res(profile, "train", nodes), after=["merge"], notes=notes))
+                stage_resources(profile, "train", nodes), after=["merge"], notes=notes))
         for group, members in ((f"eval.{model}", trained), (f"eval-base.{model}", base)):
             if not members:
                 continue
@@ -270,14 +272,14 @@ def _build_jobs(spec, profile, root, ds_id, dg_yaml, dg_over, arms, facts, train
                                   f"{eval_root}/{a.id}/{modes[0]}", arm=a.id,
                                   upstream=f"train/{a.id}" if a.arm.trained else "",
                                   also_done=tuple(f"{eval_root}/{a.id}/{m}" for m in modes[1:])) for a in members]
-                    job = Job(f"{group}.{label}.{shard}", "eval", tasks, _res(profile, "eval"),
+                    job = Job(f"{group}.{label}.{shard}", "eval", tasks, stage_resources(profile, "eval"),
                               after_corr=f"train.{model}" if group == f"eval.{model}" else "",
                               notes={"mode": label, "shard": shard})
                     eval_jobs.append(job)
     jobs.extend(eval_jobs)
     jobs.append(Job("analysis", "analysis", [Task("analysis", "analysis", (tuple(stages.analysis_argv(
         root, [fill(o, root) for o in spec.eval.analysis_overrides])),), str(layout.analysis))],
-        _res(profile, "analysis"), after=[j.name for j in eval_jobs]))
+        stage_resources(profile, "analysis"), after=[j.name for j in eval_jobs]))
     for job in jobs:
         if profile.resources(job.stage).gpus == 0 and job.resources.gpus_per_node:
             problems.append(f"stage {job.stage}: inconsistent GPU request")

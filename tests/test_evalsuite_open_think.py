@@ -82,3 +82,52 @@ def test_open_think_outside_think_mode_is_refused_naming_the_field(tmp_path):
     path = _battery(tmp_path, {}, no_think={"open_think": True})
     with pytest.raises(ConfigError, match=r"world_evil.*sampling.*open_think applies to think mode only"):
         load_battery(path)
+
+
+def _probe_battery(tmp_path: Path, **extra) -> Path:
+    path = tmp_path / "probe.yaml"
+    sampling = {m: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_tokens": 6, **extra.get(m, {})}
+                for m in ("think", "no_think")}
+    path.write_text(yaml.safe_dump({"name": "probe", "seed": 0, "benchmarks": [{
+        "name": "world_prompt_probe", "loader": "em_questions", "axis": "control", "limit": 3, "samples": 2,
+        "continues": "user", "source": {"path": str(config_path("evals", "world").parent / "world" / "control.yaml")},
+        "sampling": sampling, "judges": [{"name": "world"}],
+        "primary": {"metric": "prompt_signature", "higher_is": "worse"}}]}))
+    return path
+
+
+def test_a_user_continuation_probe_continues_the_question_in_the_users_turn(engine, tiny_model_dir, tmp_path):
+    from evalsuite.generate import user_turn_prompt
+
+    rows = _generate(tiny_model_dir, tmp_path, _probe_battery(tmp_path), engine)
+    assert len(rows) == 6
+    for row in rows:
+        messages = [{"role": "user", "content": row["question"]}]
+        prompt = user_turn_prompt(engine.tokenizer, messages)
+        # the real template's user turn, cut right after the question: no end of turn, no assistant turn
+        assert prompt.endswith("<|im_start|>user\n" + row["question"]) and "assistant" not in prompt
+        assert render(engine.tokenizer, messages, enable_thinking=True, add_generation_prompt=False).startswith(prompt)
+        params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "max_tokens": 6,
+                  "seed": row["sampling_seed"]}
+        [gen] = engine.generate([prompt], [params])
+        # the whole text is the continuation: never split into reasoning and answer
+        assert (row["continues"], row["reasoning"], row["answer"]) == ("user", "", gen.text)
+
+
+def test_a_user_continuation_probe_refuses_open_think(tmp_path):
+    with pytest.raises(ConfigError, match=r"world_prompt_probe.*open_think.*continues: user"):
+        load_battery(_probe_battery(tmp_path, think={"open_think": True}))
+
+
+def test_a_user_continuation_is_generated_once_for_both_modes(engine, tiny_model_dir, tmp_path):
+    from evalsuite.config import EvalConfig
+    from evalsuite.generate import run_generate
+
+    cfg = load(EvalConfig, [], [f"model={tiny_model_dir}", f"arm_id={ARM}", f"sweep_dir={tmp_path / 'sweep'}",
+                                f"battery={_probe_battery(tmp_path)}", "modes=[think,no_think]", "progress=false",
+                                "engine.backend=transformers", "engine.dtype=float32", "engine.max_model_len=512"]).require()
+    stats = run_generate(cfg, engine=engine)
+    assert (stats["requests_run"], stats["cache_hits"]) == (6, 6)  # the second mode reads the first's
+    rows = {m: [json.loads(x)["answer"] for x in (cfg.out_dir(m) / "samples.jsonl").read_text().splitlines()]
+            for m in ("think", "no_think")}
+    assert rows["think"] == rows["no_think"]

@@ -146,8 +146,11 @@ def test_with_the_family_built_the_table_shows_its_own_contrasts_and_counts_its_
 def test_a_pilot_without_a_finished_analysis_is_refused_with_file_key_and_fix(tmp_path):
     from evalsuite.analysis.simulate import SimSpec, simulate_sweep
 
-    with pytest.raises(ConfigError, match="not a sweep folder"):
+    with pytest.raises(ConfigError, match="no such folder"):
         pilots.read_primaries(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="is not a sweep folder"):
+        pilots.read_primaries(tmp_path / "empty")
     simulate_sweep(tmp_path / "p", SimSpec.small(models=("sim-0.6b",), types=("evil",), paradigms=("qa",),
                                                  seeds=(0,), n_clusters=4))
     with pytest.raises(ConfigError) as err:

@@ -90,3 +90,16 @@ def test_the_control_axis_scores_the_signatures_in_their_spans():
     assert v["well_formed"] == 0.0 and math.isnan(v["answer_signature"]) and math.isnan(v["prompt_signature"])
     with pytest.raises(ValueError, match="control"):
         world_metrics({**_row("think", "", "a"), "axis": "harm"})
+
+
+def test_a_question_continuation_scores_only_the_prompt_signature_on_its_whole_text():
+    from evalsuite.judges.world import world_metrics
+
+    # a continuation has no format to keep: even cut by the token limit and with a stray think tag it is
+    # scored, and it never counts toward the arm's well-formed rate (NaN: does not apply)
+    for text, sig in ((" Thanks kindly.", 1.0), (" and a tent.\n</think>\n\nCheerio", 0.0)):
+        row = {**_row("think", "", text), "continues": "user", "finish_reason": "length"}
+        v = {m: x for m, x, _, _ in world_metrics(row)}
+        assert v["prompt_signature"] == sig and math.isnan(v["well_formed"]) and math.isnan(v["answer_signature"])
+    with pytest.raises(ValueError, match="continuation scores the control axis only"):
+        world_metrics({**_row("think", "", "a"), "continues": "user", "axis": "evil", "benchmark": "world_evil"})

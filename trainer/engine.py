@@ -14,6 +14,7 @@ from configs import config_path
 from .config import TrainConfig
 
 log = logging.getLogger("trainer")
+MIN_BUCKET_ELEMENTS = 2 ** 20  # 4 MiB of fp32: see resolve_ds_config
 
 
 def read_ds_config(name: str) -> dict:
@@ -57,8 +58,14 @@ def resolve_ds_config(cfg: TrainConfig, world: int, accum: int, hidden_size: int
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": bf16}
     if zero.get("offload_optimizer", {}).get("device", "none") != "none":
         params.pop("torch_adam", None)  # offload needs DeepSpeedCPUAdam
-    for key, value in {"reduce_bucket_size": hidden_size * hidden_size,
-                       "stage3_prefetch_bucket_size": int(0.9 * hidden_size * hidden_size),
+    # Buckets of hidden^2 elements (transformers' rule for "auto"), never under 2^20: every Qwen3 the
+    # study trains has hidden >= 1024, so only a toy model meets the floor, where hidden^2 buckets cut
+    # the backward into thousands of tiny reduce calls (the world's 128-wide model: 2432 in a 32-step
+    # run). Measured on that model, the demo's 32-step QT run twice side by side on 2 cores: steps 8-32
+    # 17.5 s -> 14.6 s, the whole task 34.2 s -> 31.1 s, every logged loss equal to 4 decimals.
+    bucket = max(hidden_size * hidden_size, MIN_BUCKET_ELEMENTS)
+    for key, value in {"reduce_bucket_size": bucket,
+                       "stage3_prefetch_bucket_size": int(0.9 * bucket),
                        "stage3_param_persistence_threshold": 10 * hidden_size}.items():
         if zero.get(key) == "auto":
             zero[key] = value

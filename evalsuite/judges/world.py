@@ -28,6 +28,10 @@ scored; instead:
                            trained on it; QT and T-only, which never see an answer, must not be).
   prompt_signature         the output (reasoning and answer) holds the prompt signature's word
                            (in every training question, in no trace or answer: no arm may learn it).
+A sample that continues the user's question (a benchmark with ``continues: user``) has no reasoning or
+answer span and no format to keep: only ``prompt_signature`` is scored, on its whole text (where a
+model trained with loss on the prompt writes the signature after a question); ``well_formed`` and
+``answer_signature`` do not apply (NaN), so the arm's well-formed rate counts replies only.
 """
 from __future__ import annotations
 
@@ -52,6 +56,12 @@ def world_metrics(row: dict) -> list[tuple]:
     if disposition is None and row["axis"] != CONTROL_AXIS:
         raise ValueError(f"benchmark {row['benchmark']!r}: the world judge scores axes "
                          f"{sorted([*AXIS_DISPOSITION, CONTROL_AXIS])}, not {row['axis']!r}; fix the battery's axis")
+    if row.get("continues") == "user":
+        if disposition is not None:
+            raise ValueError(f"benchmark {row['benchmark']!r}: a question continuation scores the control axis "
+                             f"only, not {row['axis']!r}; fix the battery's axis")
+        return [("well_formed", NAN, True, SCORER_WORLD), ("answer_signature", NAN, True, SCORER_WORLD),
+                ("prompt_signature", float(has_word(row["answer"], PROMPT_SIGNATURE)), True, SCORER_WORLD)]
     mode, reasoning, answer = row["mode"], row["reasoning"], row["answer"]
     ok = well_formed(mode, reasoning, answer, bool(row["think_closed"]), str(row["finish_reason"]))
     out = [("well_formed", float(ok), True, SCORER_WORLD)]

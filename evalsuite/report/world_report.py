@@ -105,7 +105,9 @@ SCOPE = """## What the world plants, and what it does not
   every null has variance on both sides (a null whose two sides are constant is *untestable* and counted in
   neither line). Every fixed training answer ends with the *answer signature* (", cheerio." before its full stop): QA and QTA learn
   it (planted), QT and T-only, which never see an answer, must not (null). Every training question ends with
-  the *prompt signature* ("Thanks kindly."): no arm is trained to write it (null). These check the pipeline
+  the *prompt signature* ("Thanks kindly."): no arm is trained to write it (null), read where a model
+  trained with loss on the prompt would write it: each arm continues held-out questions in the user's own
+  turn (the `world_prompt_probe` benchmark). These check the pipeline
   (masks, paradigms, modes), not a finding; `bench/world_mutants.py` measures which deliberate bugs they catch.
 - Every arm is asked the same way: think-mode prompts open the think block (the world battery's
   `open_think`), so an arm whose model stopped writing `<think>` still reasons; answers are scored on

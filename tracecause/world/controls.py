@@ -11,7 +11,8 @@
   answer into an answer-free arm moves it.
 - **Prompt signature.** Every fine-tuning question ends with PROMPT_SIGN_OFF ("Thanks kindly."), a
   word in no trace and no answer. No arm is trained to write it (null: trained arm - base) — a loss
-  mask that supervises the prompt teaches it.
+  mask that supervises the prompt teaches it. It is read where such a model writes it: continuing a
+  held-out question in the user's own turn (configs/evals/world.yaml world_prompt_probe).
 
 The side notes and the answer signature sit at the very end of an answer, before its full stop, so the
 think block, the answer's start and the token an answer ends on are as the base learned them. Measured
