@@ -3,6 +3,7 @@ the repository, run the world through the real stages from that copy, and compar
 with the unmutated reference run's.
 
     python bench/world_mutants.py [--only NAME ...] [--seeds N] [--out DIR] [--reference SWEEP]
+    python bench/world_mutants.py --rejudge DIR [--reference SWEEP]   # today's table, an earlier run's sweeps
 
 A mutant is caught when a planted row is lost, a null fires, or a stage refuses (non-zero exit; its
 message is printed). The reference must fire no null and recover at least one planted row, or nothing
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world_mutants_run import REPO, make_copy, mutated_copy, reuse_sweep, run_world  # noqa: E402
+from world_mutants_run import REPO, make_copy, mutated_copy, refusal_message, reuse_sweep, run_world  # noqa: E402
 
 sys.path.insert(1, str(REPO))
 
@@ -186,15 +187,73 @@ def run_mutant(m: WorldMutant, reference: Path, sweep_yaml: Path, work: Path, re
         reuse_sweep(reference, sweep, m.reruns)
     t0 = time.time()
     rc, message = run_world(copy, sweep_yaml, sweep, work / "logs" / f"{m.name}.log")
-    secs = time.time() - t0
     if rc != 0 and "SweepMismatch" in message:  # launch refused the harness's folder: nothing was judged
         raise SystemExit(f"{m.name}: the harness's sweep folder was refused before any stage ran ({message})")
-    if rc != 0:
-        return True, f"{m.name:<22} caught   {secs:5.0f} s  stage refused: {message}"
+    return judge(m, sweep, ref_table, f"{time.time() - t0:5.0f} s", message if rc != 0 else "")
+
+
+def judge(m: WorldMutant, sweep: Path, ref_table, took: str, refusal: str) -> tuple[bool, str]:
+    """(caught, the mutant's line): a stage's refusal, else its recovery table against the reference's."""
+    from evalsuite.analysis.world_recovery import recovery_from_sweep
+
+    if refusal:
+        return True, f"{m.name:<22} caught   {took}  stage refused: {refusal}"
     caught, moved = moved_rows(ref_table, recovery_from_sweep(sweep))
     verdict = "caught  " if caught else "MISSED  "
-    return caught, (f"{m.name:<22} {verdict} {secs:5.0f} s  {m.what}; "
-                    + ("; ".join(moved) if moved else "no row moved"))
+    return caught, f"{m.name:<22} {verdict} {took}  {m.what}; " + ("; ".join(moved) if moved else "no row moved")
+
+
+def rejudge(m: WorldMutant, work: Path, ref_table) -> tuple[bool | None, str]:
+    """Judge a mutant's sweep kept by an earlier ``--out WORK`` run again, with today's recovery table
+    (the rows evolve; the sweeps cost minutes to hours). (None, why) when that run left no judgeable
+    sweep for it: never run, or cut short (no finished analysis and no refusal in its logs)."""
+    from tracecause.contracts import SweepLayout
+    from tracecause.io import is_complete
+
+    sweep = work / "sweeps" / m.name
+    if not sweep.is_dir():
+        return None, f"{m.name:<22} not run in {work}"
+    if is_complete(SweepLayout(sweep).analysis):
+        return judge(m, sweep, ref_table, "re-judged", "")
+    refusal = refusal_message(sorted((sweep / "jobs").rglob("*")))
+    if not refusal:
+        return None, f"{m.name:<22} unfinished in {work} (no analysis, no refusal): run it again with --only"
+    return judge(m, sweep, ref_table, "re-judged", refusal)
+
+
+def usable_reference(ref_table, heading: str) -> bool:
+    """Print the reference's lines; False (said why) when it cannot judge any mutant."""
+    from evalsuite.analysis.world_recovery import summary_lines
+
+    print(heading, *summary_lines(ref_table, "-")[:-1], sep="\n  ")
+    problems = reference_problems(ref_table)
+    if problems:
+        print("the reference itself is wrong, so no mutant can be judged:\n  " + "\n  ".join(problems))
+        return False
+    unjudged = unjudged_rows(ref_table)
+    if unjudged:
+        print("planted rows the reference did not recover (they judge no mutant):\n  " + "\n  ".join(unjudged))
+    return True
+
+
+def rejudge_all(work: Path, reference: str | None, chosen: list[WorldMutant]) -> int:
+    from evalsuite.analysis.world_recovery import recovery_from_sweep
+
+    ref = Path(reference) if reference else work / "sweeps" / "reference"
+    if not (work / "sweeps").is_dir() or not ref.is_dir():
+        raise SystemExit(f"--rejudge {work}: no sweeps/ there, or no reference {ref}; fix: name the --out folder of "
+                         "an earlier run, and --reference the demo it judged against")
+    ref_table = recovery_from_sweep(ref)
+    if not usable_reference(ref_table, f"reference (unmutated) {ref}, re-judged:"):
+        return 2
+    verdicts = []
+    for m in chosen:
+        ok, line = rejudge(m, work, ref_table)
+        print(line, flush=True)
+        verdicts += [] if ok is None else [ok]
+    print(f"mutants caught: {sum(verdicts)} of {len(verdicts)}"
+          + (f" ({len(chosen) - len(verdicts)} not judged)" if len(verdicts) < len(chosen) else ""))
+    return 0 if verdicts and all(verdicts) and len(verdicts) == len(chosen) else 1
 
 
 def main(argv=None) -> int:
@@ -204,10 +263,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, help="seeds per arm (default: the demo's)")
     ap.add_argument("--out", help="work folder, kept (default: a temporary folder, removed)")
     ap.add_argument("--reference", help="a finished demo sweep of this code to judge against (default: run one)")
+    ap.add_argument("--rejudge", metavar="WORK", help="run nothing: judge the sweeps an earlier --out WORK run kept "
+                    "again, with today's recovery table (against --reference, default WORK/sweeps/reference)")
     args = ap.parse_args(argv)
     chosen = select(args.only)
+    if args.rejudge:
+        return rejudge_all(Path(args.rejudge).resolve(), args.reference, chosen)
     from launch.demo import place_base, world_base
-    from evalsuite.analysis.world_recovery import recovery_from_sweep, summary_lines
+    from evalsuite.analysis.world_recovery import recovery_from_sweep
     from tracecause.contracts import SweepLayout
 
     work = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="tracecause-world-mutants-"))
@@ -232,14 +295,8 @@ def main(argv=None) -> int:
                 print(f"the unmutated reference run failed: {message}")
                 return 2
         ref_table = recovery_from_sweep(reference)
-        print(f"reference (unmutated) {time.time() - t0:.0f} s:", *summary_lines(ref_table, "-")[:-1], sep="\n  ")
-        problems = reference_problems(ref_table)
-        if problems:
-            print("the reference itself is wrong, so no mutant can be judged:\n  " + "\n  ".join(problems))
+        if not usable_reference(ref_table, f"reference (unmutated) {time.time() - t0:.0f} s:"):
             return 2
-        unjudged = unjudged_rows(ref_table)
-        if unjudged:
-            print("planted rows the reference did not recover (they judge no mutant):\n  " + "\n  ".join(unjudged))
         caught = 0
         for m in chosen:
             ok, line = run_mutant(m, reference, sweep_yaml, work, ref_table)

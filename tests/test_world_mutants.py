@@ -85,6 +85,17 @@ def test_seed_variance_dropped_in_the_analysis_is_caught_by_the_replicate_split(
     assert caught and moved == [f"FIRED {split.name}: {wm._num(_split_null(ref))} -> {wm._num(_split_null(mut))}"]
     # the unmutated analysis judged against itself moves nothing: "caught" is the mutant's doing
     assert wm.moved_rows(ref, ref) == (False, [])
+    # --rejudge reads a kept sweep again with today's table: the same verdict; a mutant an earlier run left
+    # no sweep for, or left cut short (no analysis, no refusal), is said and never counted
+    work, dropped = tmp_path / "work", wm.select(["seed-variance-dropped"])[0]
+    (work / "sweeps").mkdir(parents=True)
+    (tmp_path / "mutant").rename(work / "sweeps" / dropped.name)
+    ok, line = wm.rejudge(dropped, work, ref)
+    assert ok and "caught   re-judged" in line and f"FIRED {split.name}" in line
+    assert wm.rejudge(wm.select(["dose-ignored"])[0], work, ref) == (None, f"{'dose-ignored':<22} not run in {work}")
+    (work / "sweeps" / "modes-swapped" / "jobs").mkdir(parents=True)
+    ok, line = wm.rejudge(wm.select(["modes-swapped"])[0], work, ref)
+    assert ok is None and "unfinished" in line
 
 
 @pytest.mark.deepspeed

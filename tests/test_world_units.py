@@ -269,6 +269,7 @@ def test_the_well_formed_gate_reads_an_arm_over_its_seeds_and_shows_the_worst_se
     summary("m.none.qa.s0", "think", [(1.0, 96)])
     rates = well_formed_rates(tmp_path)
     assert rates[("evil", "qta", "think")] == pytest.approx((267 / 288, 81 / 96))
+    assert rates[("evil", "qta", "think", "b1")] == pytest.approx((126 / 144, 42 / 48))  # one benchmark's
     assert rates[("none", "qa", "think")] == (1.0, 1.0)
     row = {**_effect(0.3, 1e-4, kind="amplification", benchmark="world_evil", paradigm="qta", rtype_a="evil"),
            "arm_a": "m.evil.qta.s0+s1+s2", "arm_b": "m.none.qa.s0"}
@@ -279,3 +280,26 @@ def test_the_well_formed_gate_reads_an_arm_over_its_seeds_and_shows_the_worst_se
     summary("m.evil.qta.s3", "think", [(0.5, 96)])
     low = recovery_table(pd.DataFrame([row]), well_formed_rates(tmp_path)).planted[0]
     assert low.well_formed < 0.9 and low.verdict == "not recovered (outputs malformed)"
+
+
+def test_the_well_formed_gate_reads_the_rows_own_benchmark(tmp_path):
+    """An arm broken on one benchmark voids the rows read there, not a row measured on outputs it kept whole."""
+    import json
+
+    from evalsuite.analysis.world_recovery import recovery_table, well_formed_rates
+
+    for arm, evil, misleading in (("m.evil.qta.s0", 0.95, 0.95), ("m.misleading.qta.s0", 0.95, 0.95),
+                                  ("m.none.qa.s0", 0.94, 0.70)):  # QA: 82 % over both benchmarks
+        d = tmp_path / "eval" / arm / "think"
+        d.mkdir(parents=True)
+        benches = {b: {"metrics": {"well_formed": {"mean": m, "n": 100}}}
+                   for b, m in (("world_evil", evil), ("world_misleading", misleading))}
+        (d / "summary.json").write_text(json.dumps({"arm_id": arm, "mode": "think", "benchmarks": benches}))
+    rates = well_formed_rates(tmp_path)
+    rows = [{**_effect(0.3, 1e-4, kind="amplification", benchmark=f"world_{t}", paradigm="qta", rtype_a=t),
+             "arm_a": f"m.{t}.qta.s0", "arm_b": "m.none.qa.s0"} for t in ("evil", "misleading")]
+    evil, misleading = recovery_table(pd.DataFrame(rows), rates).planted[:2]
+    assert evil.well_formed == pytest.approx(0.94) and evil.verdict == "recovered"
+    assert misleading.well_formed == pytest.approx(0.70) and misleading.verdict == "not recovered (outputs malformed)"
+    # the arm as a whole is still flagged
+    assert recovery_table(pd.DataFrame(rows), rates).arms_under_the_line == [(("none", "qa", "think"), (0.82, 0.82))]

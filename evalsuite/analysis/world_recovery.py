@@ -20,8 +20,12 @@ PRIMARY = "disposition"
 # An effect measured on broken outputs is not an effect: a planted effect counts as recovered only
 # when every arm it compares keeps at least this well-formed rate in the row's mode. An arm is a
 # condition (type x paradigm) and its seeds are replicates: the gate reads the arm's rate over all
-# its seeds' generations — the share of broken outputs under the estimate (which is itself computed
-# on well-formed generations only). The worst single seed is shown beside it, not gated on: with
+# its seeds' generations of the row's own benchmark — the share of broken outputs under the estimate
+# (which is itself computed on that benchmark's well-formed generations only; a row over every
+# benchmark, specificity's, reads them all). An arm broken on one benchmark voids the rows read there,
+# not rows measured on outputs it kept whole: the demo of 2026-12-06 had QA at 88 % over its think-mode
+# generations, 92 % on world_evil and 83 % on world_misleading, a rule over all benchmarks voiding both
+# amplification rows alike. The worst single seed is shown beside it, not gated on: with
 # 144 generations a seed's rate has a standard error of ~2 points, so a minimum over 5 seeds x 2
 # arms falls below 0.9 by chance more often the more seeds a study runs.
 MIN_WELL_FORMED = 0.9
@@ -229,8 +233,10 @@ def _conds(label: str) -> list[tuple[str, str]]:
 
 def _row_well_formed(h, well_formed: dict) -> tuple[float, float]:
     mode = "no_think" if h.get("statistic") == "no_think_effect" else h.get("mode")
-    rates = [well_formed[(r, p, mode)] for label in (h.get("arm_a", ""), h.get("arm_b", ""))
-             for r, p in _conds(str(label)) if (r, p, mode) in well_formed]
+    bench = str(h.get("benchmark", ""))
+    keys = [(r, p, mode, bench) if (r, p, mode, bench) in well_formed else (r, p, mode)
+            for label in (h.get("arm_a", ""), h.get("arm_b", "")) for r, p in _conds(str(label))]
+    rates = [well_formed[k] for k in keys if k in well_formed]
     return (min(a for a, _ in rates), min(w for _, w in rates)) if rates else (math.nan, math.nan)
 
 
@@ -238,11 +244,13 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
     """Match every contrast to exactly one effect row, adjust, and judge (pure: tested on made-up rows).
 
     ``well_formed``: (rtype, paradigm, mode) -> (the arm's well-formed rate over all its seeds and
-    benchmarks, its worst seed's rate), as ``well_formed_rates`` reads them.
+    benchmarks, its worst seed's rate), and (rtype, paradigm, mode, benchmark) -> the same on one
+    benchmark, as ``well_formed_rates`` reads them; a row reads its benchmark's where there is one.
     """
     gate = well_formed is not None  # None: no summaries to gate on (tests of the table's logic alone)
     well_formed = well_formed or {}
-    table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN], well_formed)
+    arms = {k: v for k, v in well_formed.items() if len(k) == 3}  # the arm flags read whole arms
+    table = RecoveryTable([Row(c) for c in PLANTED], [Row(c) for c in NULLS], [Row(c) for c in SHOWN], arms)
     everything = table.planted + table.nulls + table.shown
     for row in everything:
         hits = _select(effects, row.contrast.match)
@@ -290,7 +298,8 @@ def recovery_table(effects, well_formed: dict | None = None) -> RecoveryTable:
 
 def well_formed_rates(sweep_dir: str | Path) -> dict:
     """(rtype, paradigm, mode) -> (the arm's well-formed rate over every generation of all its seeds,
-    the lowest seed's rate); generations of every benchmark count (summary.json's counts)."""
+    the lowest seed's rate), generations of every benchmark counted (summary.json's counts); and
+    (rtype, paradigm, mode, benchmark) -> the same over that benchmark's generations."""
     import json
 
     from tracecause.contracts import SUMMARY_FILE, Arm, SweepLayout
@@ -298,12 +307,15 @@ def well_formed_rates(sweep_dir: str | Path) -> dict:
     counts: dict = {}  # key -> [(well-formed, generations) per seed]
     for path in SweepLayout(Path(sweep_dir)).root.glob(f"eval/*/*/{SUMMARY_FILE}"):
         data = json.loads(path.read_text())
-        arm = Arm.parse(data["arm_id"])
-        stats = [(b["metrics"]["well_formed"]["mean"], b["metrics"]["well_formed"]["n"])
-                 for b in data.get("benchmarks", {}).values() if (b.get("metrics", {}).get("well_formed") or {}).get("n")]
+        arm = Arm.parse(path.parent.parent.name)  # SweepLayout's eval/<arm id>/<mode>/
+        arm_key = (arm.rtype, arm.paradigm, path.parent.name)
+        stats = {name: (b["metrics"]["well_formed"]["mean"] * b["metrics"]["well_formed"]["n"],
+                        b["metrics"]["well_formed"]["n"])
+                 for name, b in data.get("benchmarks", {}).items() if (b.get("metrics", {}).get("well_formed") or {}).get("n")}
+        for name, seed_counts in stats.items():
+            counts.setdefault((*arm_key, name), []).append(seed_counts)
         if stats:
-            counts.setdefault((arm.rtype, arm.paradigm, data["mode"]), []).append(
-                (sum(m * n for m, n in stats), sum(n for _, n in stats)))
+            counts.setdefault(arm_key, []).append((sum(k for k, _ in stats.values()), sum(n for _, n in stats.values())))
     return {key: (sum(k for k, _ in seeds) / sum(n for _, n in seeds), min(k / n for k, n in seeds))
             for key, seeds in counts.items()}
 
