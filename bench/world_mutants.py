@@ -215,7 +215,8 @@ def rejudge(m: WorldMutant, work: Path, ref_table) -> tuple[bool | None, str]:
         return None, f"{m.name:<22} not run in {work}"
     if is_complete(SweepLayout(sweep).analysis):
         return judge(m, sweep, ref_table, "re-judged", "")
-    refusal = refusal_message(sorted((sweep / "jobs").rglob("*")))
+    # a stage's refusal is in its job logs, or (launch's own, or the analysis run in place) in the run's log
+    refusal = refusal_message([*sorted((sweep / "jobs").rglob("*")), work / "logs" / f"{m.name}.log"])
     if not refusal:
         return None, f"{m.name:<22} unfinished in {work} (no analysis, no refusal): run it again with --only"
     return judge(m, sweep, ref_table, "re-judged", refusal)

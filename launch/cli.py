@@ -148,9 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEMO_DESCRIPTION = (
-    "The known-answer world end to end on this machine: a 1.1M-parameter Qwen3 base "
-    "pre-trained by the project's own trainer (first run only; cached under .state/world-base/), then the "
-    "sweep configs/sweeps/demo.yaml through datagen -> train -> eval -> analysis, like any sweep. The last "
+    "The known-answer world end to end, on this machine or --cluster's: a 1.1M-parameter Qwen3 base "
+    "pre-trained by the project's own trainer as one train task (first run only; cached under "
+    ".state/world-base/), then the sweep configs/sweeps/demo.yaml through datagen -> train -> eval -> "
+    "analysis, like any sweep. The last "
     "lines printed say how many planted effects the analysis recovered, how many false positives it found "
     "among the testable nulls, and where the report is. key=value overrides apply to the demo sweep.")
 
