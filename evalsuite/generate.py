@@ -48,7 +48,7 @@ def prefill(spec: BenchmarkSpec, mode: str) -> str:
     return f"{THINK_OPEN}\n" if mode == "think" and spec.mode_sampling(mode).open_think else ""
 
 
-def user_turn_prompt(tokenizer, messages: list[dict]) -> str:
+def user_turn_prompt(tokenizer, messages: list[dict], benchmark: str = "") -> str:
     """The conversation rendered by the chat template with its last (user) turn left open after the
     question: what a model trained with loss on the prompt would continue with the prompt's own text
     (a benchmark with ``continues: user``). No generation prompt, so both modes render it the same."""
@@ -56,8 +56,9 @@ def user_turn_prompt(tokenizer, messages: list[dict]) -> str:
     question = messages[-1]["content"]
     end = full.rfind(question)
     if messages[-1]["role"] != "user" or end < 0:
-        raise ValueError("continues: user needs the conversation to end with the user's question as the chat "
-                         f"template renders it; got {full[-200:]!r}")
+        raise ValueError(f"benchmark {benchmark!r}: continues: user needs the conversation to end with the user's "
+                         f"question as the chat template renders it; got {full[-200:]!r}; fix: drop continues: user "
+                         "from a benchmark whose prompts end otherwise")
     return full[:end + len(question)]
 
 
@@ -106,8 +107,9 @@ class Generator:
 
     def request(self, item: EvalItem, spec: BenchmarkSpec, battery_seed: int, turn: int, k: int,
                 messages: list[dict]) -> Request:
-        if spec.continues == "user":
-            prompt, start = user_turn_prompt(self.engine.tokenizer, messages), ""
+        continues_user = spec.continues == "user"
+        if continues_user:
+            prompt, start = user_turn_prompt(self.engine.tokenizer, messages, spec.name), ""
         else:
             prompt = render(self.engine.tokenizer, messages, enable_thinking=self.mode == "think",
                             add_generation_prompt=True)
@@ -115,8 +117,7 @@ class Generator:
         seed = sampling_seed(battery_seed, item.benchmark, item.prompt_id, turn, k)
         params = sampling_params(spec, self.mode, seed)
         # a question continuation renders the same prompt in every mode: one cached generation serves both
-        key = request_key(self.identity, prompt_hash(prompt + start), params,
-                          "any" if spec.continues == "user" else self.mode)
+        key = request_key(self.identity, prompt_hash(prompt + start), params, "any" if continues_user else self.mode)
         return Request(item, turn, k, messages, prompt + start, params, key, start, spec.continues)
 
     def run(self, requests: list[Request], desc: str) -> None:

@@ -131,3 +131,11 @@ def test_a_user_continuation_is_generated_once_for_both_modes(engine, tiny_model
     rows = {m: [json.loads(x)["answer"] for x in (cfg.out_dir(m) / "samples.jsonl").read_text().splitlines()]
             for m in ("think", "no_think")}
     assert rows["think"] == rows["no_think"]
+
+
+def test_a_user_continuation_of_a_conversation_not_ending_with_the_user_is_refused_naming_the_benchmark(engine):
+    from evalsuite.generate import user_turn_prompt
+
+    messages = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    with pytest.raises(ValueError, match=r"benchmark 'world_prompt_probe': continues: user .* fix:"):
+        user_turn_prompt(engine.tokenizer, messages, "world_prompt_probe")
