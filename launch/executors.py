@@ -4,6 +4,7 @@ All three take the same ``Submission`` list from launch.submit and the same swee
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from launch import records
 from launch.graph import Job, done
 from launch.profiles import ClusterProfile
 from launch.task import StageTask
+from launch.warm import WarmStarter
 
 
 @dataclass
@@ -138,14 +140,21 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
 
 
 def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, log_dir: Path | None = None) -> bool:
-    """Run the graph here, job after job: one subprocess per task (torchrun --standalone for N
-    processes), up to the profile's ``array_parallelism`` tasks of one job at once (as SLURM runs
+    """Run the graph here, job after job: one process per task (torchrun --standalone for N
+    processes; with the profile's ``warm_start``, a single-process task is forked from an interpreter
+    that has imported the stages' libraries, launch/warm.py), up to the profile's ``array_parallelism`` tasks of one job at once (as SLURM runs
     an array; configs/clusters/local.yaml says 1).
 
     Same sweep folder, same markers and records as SLURM; a requeue status re-runs the task
     (it resumes from its checkpoint), a crash is retried up to the profile's cap. With ``log_dir``,
     each task's output is also appended to ``<log_dir>/<key>.log`` (launch.single_task names it).
     """
+    with (WarmStarter(_task_env(profile.env)) if profile.warm_start else contextlib.nullcontext()) as warm:
+        return _run_jobs(subs, sweep_dir, profile, log_dir, warm)
+
+
+def _run_jobs(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, log_dir: Path | None,
+              warm: WarmStarter | None) -> bool:
     layout = SweepLayout(sweep_dir)
     failed: set[str] = set()
     for sub in subs:
@@ -169,7 +178,9 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, 
             else:
                 cmd = [python, "-m", "launch.runtask", str(spec)]
             log = log_dir / f"{task.key}.log" if log_dir is not None else None
-            return _run_with_retries(cmd, task, profile.max_crash_retries, profile.env, log)
+            forked = warm is not None and r.processes == 1 and python == sys.executable
+            return _run_with_retries(cmd, task, profile.max_crash_retries, profile.env, log,
+                                     (lambda env: warm.run(spec, env, log)) if forked else None)
 
         with ThreadPoolExecutor(max_workers=max(1, min(profile.array_parallelism, len(sub.tasks)))) as pool:
             if not all(list(pool.map(run_task, sub.tasks))):  # list(): every task runs, failed or not
@@ -178,12 +189,19 @@ def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, 
     return not failed
 
 
-def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: dict, log: Path | None = None) -> bool:
+def _task_env(extra_env: dict) -> dict[str, str]:
+    return {**os.environ, **{k: str(v) for k, v in extra_env.items()}, "PYTHONUNBUFFERED": "1"}
+
+
+def _run_with_retries(cmd: list[str], task, max_crash_retries: int, extra_env: dict, log: Path | None = None,
+                      forked=None) -> bool:
+    """The task until it is done, requeued or out of retries; ``forked(env)`` runs it warm instead
+    of ``cmd`` (launch/warm.py)."""
     crashes = 0
     while True:
-        print(f"[local] {task.uid}: {' '.join(cmd[-3:])}", flush=True)
-        env = {**os.environ, **{k: str(v) for k, v in extra_env.items()}, "PYTHONUNBUFFERED": "1"}
-        rc = _run_teeing(cmd, env, log)
+        print(f"[local] {task.uid}: {' '.join(cmd[-3:])}{' (warm)' if forked else ''}", flush=True)
+        env = _task_env(extra_env)
+        rc = forked(env) if forked else _run_teeing(cmd, env, log)
         if rc == 0 and done(task):
             return True
         if rc == 0:  # exited cleanly but left no marker: a stage bug, not a retry case

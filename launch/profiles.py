@@ -63,6 +63,9 @@ class ClusterProfile:
     array_parallelism: int = bounded(64, ge=1, help="max simultaneously running tasks of one array "
                                                    "(the local executor: of one job)")
     max_crash_retries: int = bounded(2, ge=0, help="requeues after a crash (preemption/timeouts are not counted)")
+    # The local executor forks each single-process task from one interpreter that has imported the
+    # stages' libraries (launch/warm.py): the same task, without ~5 s of imports each time.
+    warm_start: bool = False
     setup: list[str] = field(default_factory=list)  # module loads, exports: every job
     # Environment of every task (SLURM: exported in setup). Written into every job script: paths and
     # switches only; a value that looks like a key is refused (launch.profile_env).
@@ -73,6 +76,9 @@ class ClusterProfile:
 
     def validate(self) -> None:
         check_profile_env(self.env, self.setup, self.extra_sbatch)  # written into every job script
+        if self.warm_start and self.scheduler != "local":
+            raise ValueError("warm_start forks tasks on this machine: it applies to scheduler: local only "
+                             "(SLURM starts each task's own interpreter); remove it")
         for stage in STAGES:
             res: StageResources = getattr(self.stages, stage)
             check_setup_lines(res.setup, f"stages.{stage}.setup")

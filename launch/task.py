@@ -93,7 +93,7 @@ def run_step_process(stage: str, argv: list[str], module: str = "",
     return proc.returncode, "".join(tail)[-4000:] if proc.returncode else ""
 
 
-TASK_ENTRY_POINTS = ("submitit.core._submit", "launch.runtask")
+TASK_ENTRY_POINTS = ("submitit.core._submit", "launch.runtask", "launch.warm")
 
 
 def leave_before_teardown() -> None:
@@ -225,11 +225,14 @@ class StageTask(Checkpointable):
         """Each step in a fresh process (each vLLM engine's memory goes back with it). After a
         preemption signal (during a step that still finished, or between steps) no further step
         starts: a requeue, like a step stopped by it."""
+        from launch.warm import WARM_ENV, run_step_forked
+
+        run_step = run_step_forked if os.environ.get(WARM_ENV) else run_step_process  # a warm task forks its steps
         signals: list[int] = []
         rc, error = 0, ""
         with handling_preemption(lambda signum, frame: signals.append(signum)):
             for i, argv in enumerate(self.task.argvs):
-                rc, error = run_step_process(self.task.stage, list(argv), self.task.module, seen=signals)
+                rc, error = run_step(self.task.stage, list(argv), self.task.module, seen=signals)
                 if rc == 0 and signals and i + 1 < len(self.task.argvs):
                     rc = EXIT_REQUEUE
                 if rc != 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import time
 from pathlib import Path
@@ -26,8 +27,9 @@ def main(argv: list[str]) -> int:
     a = _args(argv)
     out = Path(a["out"])
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "starts.log", "a") as fh:
-        fh.write(f"{time.time()} {os.environ.get('SLURM_JOB_ID', '-')} {os.environ.get('SLURMD_NODENAME', '-')}\n")
+    with open(out / "starts.log", "a") as fh:  # then pid, parent pid and a draw of the OS-seeded random state
+        fh.write(f"{time.time()} {os.environ.get('SLURM_JOB_ID', '-')} {os.environ.get('SLURMD_NODENAME', '-')} "
+                 f"{os.getpid()} {os.getppid()} {random.random()!r}\n")
     if a["crash"] == "true":
         raise RuntimeError("fake stage: boom (crash on purpose)")
     if a.get("sigkill") == "true":  # dies as the kernel's OOM killer kills: no traceback, no record update
