@@ -3,7 +3,7 @@
 1. The world's base model: a 1.1M-parameter Qwen3 pre-trained from random init by the project's
    own trainer (configs/trainer/world-pretrain.yaml, chat format) on the world's neutral corpus, as
    one train task the launcher renders and runs on the sweep's executor (launch/single_task.py): a
-   subprocess here, a SLURM job with ``--cluster``. Cached by content hash under
+   local process here, a SLURM job with ``--cluster``. Cached by content hash under
    ``<repo>/.state/world-base/<hash>/``: a second demo skips it.
 2. The sweep ``configs/sweeps/demo.yaml``: datagen (world backend) -> train arrays -> eval arrays
    (world battery, world judge) -> analysis, on the local executor or SLURM (``--cluster``).
@@ -44,7 +44,7 @@ def world_base(cache_root: Path = BASE_CACHE, threads: int = 2, log=print,
                cluster: str = "local") -> tuple[Path, float]:
     """The pre-trained base (its export folder) and the seconds pre-training took now (0 if cached).
     Pre-training is one training task on ``cluster``'s executor (configs/clusters/<name>.yaml): a
-    subprocess here by default, a SLURM job with ``local-slurm`` or any SLURM profile."""
+    process here by default (forked warm, launch/warm.py), a SLURM job with ``local-slurm`` or any SLURM profile."""
     from configs import config_path
     from tracecause.world import base
 
