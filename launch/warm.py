@@ -15,7 +15,10 @@ Inside it, each step of a non-training task (generate, judge, score, ...) is for
 (``run_step_forked``), the step's stderr tail kept for the task's record as with a subprocess.
 
 The zygote never computes (no OpenMP pool exists to be copied into a child) and holds no thread, so
-each fork is of a single-threaded process. Multi-process training (torchrun) and a stage with its
+each task is forked from a single-threaded process. A step is forked while its task holds the output
+folder's lease, whose heartbeat thread is the only other thread then: the step never touches the
+lease (only its task writes the lease's files), and the lock's file descriptor it inherits keeps the
+folder locked while the step writes there, as the task's own lock does. Multi-process training (torchrun) and a stage with its
 own interpreter (``python:`` in the profile) start cold, as before.
 """
 from __future__ import annotations
