@@ -117,6 +117,14 @@ NULLS = (
     Contrast("Replicate split: QA, lower half of its seeds - upper half (controls, answer signature, no-think)",
              _control("replicate_split", ANSWER_SIGNATURE, "no_think", paradigm="qa", rtype_a="none"), 0,
              "replicate_split"),
+    # ... and QTA evil's on the answer signature in think mode: in the world fine-tuned on seven question
+    # frames (2026-12-06) QA's seeds came out alike on the signature (0.39-0.64) and the split above
+    # missed the dropped seed terms (p 0.24 -> 0.036, not enough among 14 nulls); QTA evil's seeds are
+    # where that world's seeds differ most (0.09-0.49 per seed: between-seed variance 6.6x the sampling
+    # variance, the largest of any arm and metric of the unmutated run). Added after that miss.
+    Contrast("Replicate split: QTA evil, lower half of its seeds - upper half (controls, answer signature, think)",
+             _control("replicate_split", ANSWER_SIGNATURE, "think", paradigm="qta", rtype_a="evil"), 0,
+             "replicate_split"),
     Contrast("Off-axis: QTA evil - QA (submission axis, think)",
              _think("amplification", "world_submission", paradigm="qta", rtype_a="evil"), 0, "off_axis"),
     Contrast("Off-axis: QTA misleading - QA (evil axis, think)",
