@@ -42,7 +42,9 @@ def forest(rows: pd.DataFrame, title: str, path: Path) -> Path | None:
     colors = [PARADIGM_COLORS.get(p, "#9467bd") for p in rows["paradigm"]]
     for c in set(colors):
         k = np.array([x == c for x in colors])
-        ax.errorbar(est[k], y[k], xerr=[est[k] - lo[k], hi[k] - est[k]], fmt="none", ecolor=c, elinewidth=1.5, capsize=2)
+        # the interval as drawn from its ends: a percentile interval need not contain its estimate
+        # (a mutant's dose-free world gave one that did not; errorbar refuses negative lengths)
+        ax.hlines(y[k], lo[k], hi[k], colors=c, linewidth=1.5)
     ax.scatter(est, y, c=[c if s else "white" for c, s in zip(colors, sig)], edgecolors=colors, zorder=3, s=30)
     ax.axvline(0, color="black", lw=0.8)
     labels = [f"{r.size}  {short_arm(r.arm_a, r.size)} − {short_arm(r.arm_b, r.size)}  [{r.benchmark}/{r.metric}, {r.mode}]"
@@ -94,9 +96,9 @@ def think_vs_no_think(training: pd.DataFrame, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 6))
     for paradigm, g in both.groupby("paradigm_t"):
         c = PARADIGM_COLORS.get(paradigm, "#9467bd")
-        ax.errorbar(g["estimate_t"], g["estimate_n"], xerr=[g["estimate_t"] - g["ci_lo_t"], g["ci_hi_t"] - g["estimate_t"]],
-                    yerr=[g["estimate_n"] - g["ci_lo_n"], g["ci_hi_n"] - g["estimate_n"]], fmt="o", color=c,
-                    ms=4, alpha=0.8, elinewidth=0.7, label=paradigm)
+        ax.hlines(g["estimate_n"], g["ci_lo_t"], g["ci_hi_t"], colors=c, alpha=0.8, linewidth=0.7)  # interval ends,
+        ax.vlines(g["estimate_t"], g["ci_lo_n"], g["ci_hi_n"], colors=c, alpha=0.8, linewidth=0.7)  # as in the forest
+        ax.plot(g["estimate_t"], g["estimate_n"], "o", color=c, ms=4, alpha=0.8, label=paradigm)
     lim = [min(both["ci_lo_t"].min(), both["ci_lo_n"].min()), max(both["ci_hi_t"].max(), both["ci_hi_n"].max())]
     ax.plot(lim, lim, "k--", lw=0.8, label="y = x (effect fully survives)")
     ax.axhline(0, color="grey", lw=0.5)
