@@ -142,8 +142,8 @@ def write_dry_run(subs: list[Submission], sweep_dir: Path, profile: ClusterProfi
 def run_local(subs: list[Submission], sweep_dir: Path, profile: ClusterProfile, log_dir: Path | None = None) -> bool:
     """Run the graph here, job after job: one process per task (torchrun --standalone for N
     processes; with the profile's ``warm_start``, a single-process task is forked from an interpreter
-    that has imported the stages' libraries, launch/warm.py), up to the profile's ``array_parallelism`` tasks of one job at once (as SLURM runs
-    an array; configs/clusters/local.yaml says 1).
+    that has imported the stages' libraries, launch/warm.py), up to the profile's
+    ``array_parallelism`` tasks of one job at once (as SLURM runs an array).
 
     Same sweep folder, same markers and records as SLURM; a requeue status re-runs the task
     (it resumes from its checkpoint), a crash is retried up to the profile's cap. With ``log_dir``,

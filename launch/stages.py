@@ -26,9 +26,13 @@ def run_stage_main(stage: str, argv: list[str], module_name: str = "") -> int:
     try:
         rc = module.main(list(argv))
     except SystemExit as exit_:
-        code = exit_.code
-        rc = code if isinstance(code, int) else (0 if code is None else 1)
+        rc = exit_status(exit_.code)
     return int(rc or 0)
+
+
+def exit_status(code) -> int:
+    """The process status a ``SystemExit(code)`` stands for, as the interpreter would exit with it."""
+    return code if isinstance(code, int) else (0 if code is None else 1)
 
 
 # ----------------------------------------------------------------------------- datagen

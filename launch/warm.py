@@ -77,12 +77,10 @@ def _exit_after_handlers(rc: int) -> None:
     os._exit(rc)
 
 
-def _status(code) -> int:
-    return code if isinstance(code, int) else (0 if code is None else 1)
-
-
 def _task_child(req: dict) -> None:
     """The forked task process (never returns)."""
+    from launch.stages import exit_status
+
     rc = 1
     try:
         if req.get("log"):
@@ -99,7 +97,7 @@ def _task_child(req: dict) -> None:
 
         rc = main([req["spec"]])
     except SystemExit as exit_:
-        rc = _status(exit_.code)
+        rc = exit_status(exit_.code)
     except BaseException:  # noqa: BLE001 (a fresh process would print it and exit 1)
         traceback.print_exc()
     _exit_after_handlers(rc)
@@ -246,7 +244,7 @@ def run_step_forked(stage: str, argv: list[str], module: str, seen: list[int]) -
     tail is kept; preemption signals are forwarded."""
     from tracecause.preemption import PREEMPTION_SIGNALS, handling_preemption, run_preemptible
 
-    from launch.stages import run_stage_main
+    from launch.stages import exit_status, run_stage_main
     from launch.task import _forwarder
 
     read_fd, write_fd = os.pipe()
@@ -261,7 +259,7 @@ def run_step_forked(stage: str, argv: list[str], module: str, seen: list[int]) -
         try:
             rc = run_preemptible(lambda: run_stage_main(stage, argv, module), stage)
         except SystemExit as exit_:
-            rc = _status(exit_.code)
+            rc = exit_status(exit_.code)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         _exit_after_handlers(rc)
